@@ -1,0 +1,470 @@
+"""Planned, cached tensor contraction.
+
+Finding a contraction order and executing it are separate steps (as in
+opt_einsum):
+
+* :func:`contract_plan` finds the pairwise order with opt_einsum once and
+  compiles every pairwise step into one batched matrix product with
+  precomputed permutations and reshapes (no per-call parsing, no per-call
+  ``tensordot`` bookkeeping). The resulting :class:`ContractionPlan` is
+  reusable on any backend and costs a few microseconds per step to call.
+* :func:`contract` is ``einsum`` with a plan cache keyed on the
+  subscripts, the operand shapes and the ``optimize`` option; the plan
+  depends on nothing else, so one plan serves every dtype and backend.
+* :func:`multilinear` evaluates a tensor as a multilinear form,
+  ``T(u, v, .)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import math
+import numbers
+from typing import Any, Sequence
+
+import opt_einsum
+from opt_einsum import paths as _oe_paths
+
+from ._backend import array_backend, backend_name, ops_for
+
+__all__ = ["contract", "contract_plan", "ContractionPlan", "multilinear", "plan_cache_info",
+           "clear_plan_cache", "OPTIMIZE_OPTIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Names accepted by ``optimize`` (opt_einsum's path finders).
+OPTIMIZE_OPTIONS = tuple(sorted(_oe_paths._PATH_OPTIONS))
+
+_PLAN_CACHE_SIZE = 4096
+_EXHAUSTIVE_STEPS = 8
+
+
+def _prod(xs) -> int:
+    return math.prod(xs) if xs else 1
+
+
+# --------------------------------------------------------------------------- steps
+class _PairStep:
+    """One pairwise contraction executed as a (batched) matrix product.
+
+    The operands are popped from the working list at positions ``i > j``
+    (``a`` is the one at ``i``); each is optionally summed over private
+    indices, permuted and reshaped to 2-D/3-D, multiplied, and the product
+    reshaped back to its labelled dimensions.
+    """
+
+    __slots__ = ("i", "j", "a_sum", "b_sum", "a_perm", "b_perm", "a_shape", "b_shape",
+                 "a_t", "b_t", "swap", "out_shape")
+
+    def run(self, ops, a, b):
+        if self.a_sum:
+            a = ops.sum(a, self.a_sum)
+        if self.b_sum:
+            b = ops.sum(b, self.b_sum)
+        if self.a_perm is not None:
+            a = ops.transpose(a, self.a_perm)
+        if self.b_perm is not None:
+            b = ops.transpose(b, self.b_perm)
+        a = ops.reshape(a, self.a_shape)
+        b = ops.reshape(b, self.b_shape)
+        if self.a_t:
+            a = a.swapaxes(-1, -2)
+        if self.b_t:
+            b = b.swapaxes(-1, -2)
+        out = ops.matmul(b, a) if self.swap else ops.matmul(a, b)
+        return ops.reshape(out, self.out_shape)
+
+
+class _EinsumStep:
+    """A step the matrix-product form does not cover (traces, diagonals, one operand)."""
+
+    __slots__ = ("positions", "equation")
+
+    def run_many(self, ops, operands):
+        return ops.einsum(self.equation, *operands)
+
+
+def _labels_size(labels, sizes) -> int:
+    return _prod([sizes[c] for c in labels])
+
+
+def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient: int):
+    """Compile ``la, lb -> (kept labels)`` into a matrix-product step.
+
+    Each operand is stored either as (batch, keep, contr) or as
+    (batch, contr, keep); the product uses a transposed view where needed,
+    which BLAS takes without a copy. ``orient`` chooses whether the result
+    is labelled (batch, a_keep, b_keep) (``A @ B``) or (batch, b_keep,
+    a_keep) (``B @ A``); both cost the same here, and the caller picks the
+    one that saves copies later. Returns the step, its output labels and
+    the number of elements this step copies.
+    """
+    step = _PairStep()
+    # sum out indices private to one operand that are not kept
+    a_priv = [c for c in la if c not in lb and c not in keep]
+    b_priv = [c for c in lb if c not in la and c not in keep]
+    step.a_sum = tuple(la.index(c) for c in a_priv) or None
+    step.b_sum = tuple(lb.index(c) for c in b_priv) or None
+    la = "".join(c for c in la if c not in a_priv)
+    lb = "".join(c for c in lb if c not in b_priv)
+
+    a_keep = "".join(c for c in la if c not in lb)
+    b_keep = "".join(c for c in lb if c not in la)
+    best = None
+    # shared labels (batch and contracted) ordered as in A or as in B
+    for ref in (la, lb):
+        batch = "".join(c for c in ref if c in la and c in lb and c in keep)
+        contr = "".join(c for c in ref if c in la and c in lb and c not in keep)
+        for a_ck in (False, True):
+            a_order = batch + (contr + a_keep if a_ck else a_keep + contr)
+            for b_kc in (False, True):
+                b_order = batch + (b_keep + contr if b_kc else contr + b_keep)
+                cost = ((a_order != la) * _labels_size(la, sizes)
+                        + (b_order != lb) * _labels_size(lb, sizes))
+                if best is None or cost < best[0]:
+                    best = (cost, batch, contr, a_ck, b_kc, a_order, b_order)
+    cost, batch, contr, a_ck, b_kc, a_order, b_order = best
+    step.a_perm = None if a_order == la else tuple(la.index(c) for c in a_order)
+    step.b_perm = None if b_order == lb else tuple(lb.index(c) for c in b_order)
+    nb = [_labels_size(batch, sizes)] if batch else []
+    nk_a, nk_b = _labels_size(a_keep, sizes), _labels_size(b_keep, sizes)
+    nc = _labels_size(contr, sizes)
+    step.a_shape = tuple(nb + ([nc, nk_a] if a_ck else [nk_a, nc]))
+    step.b_shape = tuple(nb + ([nk_b, nc] if b_kc else [nc, nk_b]))
+    if orient == 0:  # (batch, a_keep, contr) @ (batch, contr, b_keep)
+        step.swap, step.a_t, step.b_t = False, a_ck, b_kc
+        out_labels = batch + a_keep + b_keep
+    else:  # (batch, b_keep, contr) @ (batch, contr, a_keep)
+        step.swap, step.a_t, step.b_t = True, not a_ck, not b_kc
+        out_labels = batch + b_keep + a_keep
+    step.out_shape = tuple(sizes[c] for c in out_labels)
+    return step, out_labels, cost
+
+
+# --------------------------------------------------------------------------- plan
+class ContractionPlan:
+    """A compiled contraction: call it on operands of the planned shapes.
+
+    Build one with :func:`contract_plan`. A plan holds no data and works on
+    NumPy, PyTorch (any device) and CuPy operands; the result has the
+    operands' array type and device.
+
+    Attributes
+    ----------
+    subscripts : str
+        The einsum equation, with an explicit output.
+    shapes : tuple of tuple of int
+        The operand shapes the plan was made for.
+    output_shape : tuple of int
+    path : list of tuple of int
+        opt_einsum's pairwise contraction order.
+    flops : int
+        Floating-point operations of the planned order (a multiply-add
+        counts two).
+    largest_intermediate : int
+        Number of elements of the largest intermediate tensor.
+    naive_flops : int
+        Operations of a single-step (unoptimised) contraction, for comparison.
+    """
+
+    def __init__(self, subscripts: str, shapes, optimize="auto"):
+        self.shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+        path, info = opt_einsum.contract_path(subscripts, *self.shapes, shapes=True,
+                                              optimize=optimize)
+        inputs = info.input_subscripts.split(",")
+        output = info.output_subscript
+        self.subscripts = f"{','.join(inputs)}->{output}"
+        self._original = subscripts
+        self.path = [tuple(int(i) for i in p) for p in path]
+        self.flops = int(info.opt_cost)
+        self.naive_flops = int(info.naive_cost)
+        self.largest_intermediate = int(info.largest_intermediate)
+        self.optimize = optimize
+        sizes = {}
+        broadcast = False
+        for k, (lab, shp) in enumerate(zip(inputs, self.shapes)):
+            for c, d in zip(lab, shp):
+                if c in sizes and sizes[c] != d:
+                    if 1 in (d, sizes[c]):
+                        broadcast = True
+                        sizes[c] = max(d, sizes[c])
+                        continue
+                    raise ValueError(
+                        f"operands: index {c!r} has size {sizes[c]} in one operand and "
+                        f"{d} in operand {k} (subscripts {subscripts!r}, shapes {self.shapes})")
+                sizes[c] = d
+        self.output_shape = tuple(sizes[c] for c in output)
+        self._sizes = sizes
+        self._steps = self._compile(inputs, output, broadcast)
+
+    def _compile(self, inputs, output, broadcast):
+        self._final_perm = None
+        if len(inputs) == 1 or broadcast:
+            # one operand, or size-1 broadcasting: the library's einsum does it all
+            self._direct = True
+            return []
+        self._direct = False
+        n_pair = len(self.path)
+        # The orientation of every pairwise product is free; search all of
+        # them for short paths (layers have a handful of steps), else keep
+        # the first and let each step pick its operand layouts.
+        if n_pair <= _EXHAUSTIVE_STEPS:
+            choices = itertools.product((0, 1), repeat=n_pair)
+        else:
+            choices = [(0,) * n_pair]
+        best = None
+        for orients in choices:
+            steps, final, cost = self._compile_with(inputs, output, orients)
+            if final != output:
+                cost += _labels_size(final, self._sizes)
+            if best is None or cost < best[0]:
+                best = (cost, steps, final)
+        _, steps, final = best
+        self.copied_elements = best[0]
+        if final != output:
+            self._final_perm = tuple(final.index(c) for c in output)
+        return steps
+
+    def _compile_with(self, inputs, output, orients):
+        labels = list(inputs)
+        steps, total = [], 0
+        for n, pos in enumerate(self.path):
+            pos = tuple(sorted(pos, reverse=True))
+            popped = [labels.pop(p) for p in pos]
+            keep = set(output).union(*labels)
+            repeated = any(len(set(lab)) != len(lab) for lab in popped)
+            if len(pos) == 2 and not repeated:
+                step, out, cost = _compile_pair(popped[0], popped[1], keep, self._sizes,
+                                                orients[n])
+                step.i, step.j = pos
+                total += cost
+            else:
+                seen = "".join(popped)
+                out = "".join(sorted({c for c in seen if c in keep}, key=seen.index))
+                if n == len(self.path) - 1:
+                    out = output
+                step = _EinsumStep()
+                step.positions = pos
+                step.equation = f"{','.join(popped)}->{out}"
+            labels.append(out)
+            steps.append(step)
+        return steps, labels[0], total
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, *operands):
+        if len(operands) != len(self.shapes):
+            raise ValueError(f"this plan contracts {len(self.shapes)} operands "
+                             f"({self.subscripts!r}); got {len(operands)}")
+        t0 = type(operands[0])
+        name = array_backend(operands[0])
+        if name is None:
+            raise TypeError("operands must be NumPy arrays, PyTorch tensors or CuPy arrays; "
+                            f"got {t0.__name__}")
+        for k, (op, shp) in enumerate(zip(operands, self.shapes)):
+            if type(op) is not t0:
+                backend_name(*operands)  # raises on a mix of libraries
+            if tuple(op.shape) != shp:
+                raise ValueError(f"operand {k} must have shape {shp} for this plan "
+                                 f"({self.subscripts!r}); got {tuple(op.shape)}")
+        return self._execute(ops_for(name), list(operands))
+
+    def _execute(self, ops, work):
+        if self._direct:
+            return ops.einsum(self.subscripts, *work)
+        for step in self._steps:
+            if type(step) is _PairStep:
+                a = work.pop(step.i)
+                b = work.pop(step.j)
+                work.append(step.run(ops, a, b))
+            else:
+                popped = [work.pop(p) for p in step.positions]
+                work.append(step.run_many(ops, popped))
+        out = work[0]
+        if self._final_perm is not None:
+            out = ops.transpose(out, self._final_perm)
+        return out
+
+    # ------------------------------------------------------------------ info
+    def __repr__(self):
+        return (f"ContractionPlan({self.subscripts!r}, shapes={self.shapes}, "
+                f"flops={self.flops:,}, largest_intermediate={self.largest_intermediate:,}, "
+                f"steps={len(self._steps)})")
+
+
+def _check_optimize(optimize):
+    if isinstance(optimize, str):
+        if optimize not in _oe_paths._PATH_OPTIONS:
+            raise ValueError(f"optimize must be one of {', '.join(map(repr, OPTIMIZE_OPTIONS))} "
+                             f"or an explicit path (a list of index tuples); got {optimize!r}")
+        return optimize
+    if isinstance(optimize, (list, tuple)):
+        try:
+            return tuple(tuple(int(i) for i in step) for step in optimize)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError("optimize must be a path-finder name or an explicit path (a list of "
+                    f"index tuples); got {optimize!r}")
+
+
+@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
+def _cached_plan(subscripts, shapes, optimize):
+    path = list(optimize) if isinstance(optimize, tuple) else optimize
+    plan = ContractionPlan(subscripts, shapes, optimize=path)
+    logger.debug("planned %s: %d flops, path %s", plan.subscripts, plan.flops, plan.path)
+    return plan
+
+
+def _check_subscripts(subscripts):
+    if not isinstance(subscripts, str):
+        raise TypeError(f"subscripts must be an einsum string such as 'ij,jk->ik'; got "
+                        f"{type(subscripts).__name__}")
+
+
+def contract_plan(subscripts: str, *shapes, optimize="auto") -> ContractionPlan:
+    """Plan a contraction for operands of the given shapes.
+
+    Parameters
+    ----------
+    subscripts : str
+        An einsum equation, e.g. ``"bi,ij->bj"`` (ellipses are allowed).
+    *shapes : tuple of int
+        One shape per operand.
+    optimize : str or list of tuple, default ``"auto"``
+        An opt_einsum path finder name (see ``OPTIMIZE_OPTIONS``) or an
+        explicit contraction path.
+
+    Returns
+    -------
+    ContractionPlan
+        Callable on operands of exactly these shapes. Plans are cached, so
+        asking again for the same plan is a dictionary lookup.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import contract_plan
+    >>> plan = contract_plan("bi,ij,jk->bk", (32, 64), (64, 8), (8, 64))
+    >>> plan.path            # (x A) first, then times B
+    [(0, 1), (0, 1)]
+    >>> plan.flops
+    65536
+    >>> x, a, b = np.ones((32, 64)), np.ones((64, 8)), np.ones((8, 64))
+    >>> plan(x, a, b).shape
+    (32, 64)
+    """
+    _check_subscripts(subscripts)
+    if not shapes:
+        raise ValueError("shapes: give one shape per operand; got none")
+    checked = []
+    for k, s in enumerate(shapes):
+        if isinstance(s, numbers.Integral):
+            s = (s,)
+        try:
+            s = tuple(int(d) for d in s)
+        except TypeError:
+            raise TypeError(f"shapes[{k}] must be a tuple of ints, got {s!r}") from None
+        if any(d < 0 for d in s):
+            raise ValueError(f"shapes[{k}] must not hold negative sizes, got {s}")
+        checked.append(s)
+    return _cached_plan(subscripts, tuple(checked), _check_optimize(optimize))
+
+
+def contract(subscripts: str, *operands, optimize="auto"):
+    """Evaluate an einsum expression along a planned, cached path.
+
+    Parameters
+    ----------
+    subscripts : str
+        An einsum equation, e.g. ``"ij,jk,kl->il"``.
+    *operands : array
+        NumPy arrays, PyTorch tensors or CuPy arrays (all from one library).
+    optimize : str or list of tuple, default ``"auto"``
+        Path finder name or explicit path, as in :func:`contract_plan`.
+
+    Returns
+    -------
+    array
+        Same array type and device as the operands.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import contract
+    >>> a, b, c = np.ones((3, 4)), np.ones((4, 5)), np.ones((5, 6))
+    >>> float(contract("ij,jk,kl->il", a, b, c)[0, 0])
+    20.0
+    """
+    _check_subscripts(subscripts)
+    if not operands:
+        raise ValueError("operands: contract needs at least one array; got none")
+    try:
+        shapes = tuple(tuple(o.shape) for o in operands)
+    except AttributeError:
+        raise TypeError("operands must be NumPy arrays, PyTorch tensors or CuPy arrays; got "
+                        + ", ".join(type(o).__name__ for o in operands)) from None
+    plan = _cached_plan(subscripts, shapes, _check_optimize(optimize))
+    return plan(*operands)
+
+
+def plan_cache_info():
+    """Hits, misses and size of the plan cache (``functools`` ``CacheInfo``)."""
+    return _cached_plan.cache_info()
+
+
+def clear_plan_cache() -> None:
+    """Forget every cached plan."""
+    _cached_plan.cache_clear()
+
+
+def multilinear(tensor, factors: Sequence[Any], optimize="auto"):
+    """Evaluate ``tensor`` as a multilinear form: ``T(u, v, .)``.
+
+    Mode ``n`` of ``tensor`` is contracted with ``factors[n]``:
+
+    * a vector of length ``I_n`` removes the mode (``T(u, ...)``),
+    * a matrix of shape ``(I_n, R_n)`` replaces it by a mode of size ``R_n``
+      (``T(V, ...)`` in the notation of Anandkumar et al. 2014),
+    * ``None`` leaves it open.
+
+    Parameters
+    ----------
+    tensor : array of shape (I_1, ..., I_N)
+    factors : sequence of length N of vector, matrix or None
+    optimize : str, default "auto"
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import multilinear
+    >>> T = np.arange(24.0).reshape(2, 3, 4)
+    >>> u, v = np.ones(2), np.ones(3)
+    >>> multilinear(T, [u, v, None]).tolist()
+    [60.0, 66.0, 72.0, 78.0]
+    """
+    ndim = len(tensor.shape)
+    if len(factors) != ndim:
+        raise ValueError(f"factors must hold one entry (vector, matrix or None) per mode of the "
+                         f"tensor, i.e. {ndim}; got {len(factors)}")
+    letters = opt_einsum.get_symbol
+    t_lab = "".join(letters(i) for i in range(ndim))
+    out, subs, ops = [], [t_lab], [tensor]
+    for n, f in enumerate(factors):
+        if f is None:
+            out.append(t_lab[n])
+            continue
+        shp = tuple(f.shape)
+        if len(shp) not in (1, 2) or shp[0] != tensor.shape[n]:
+            raise ValueError(f"factors[{n}] must be a vector of length {tensor.shape[n]} or a "
+                             f"matrix with {tensor.shape[n]} rows; got shape {shp}")
+        if len(shp) == 1:
+            subs.append(t_lab[n])
+        else:
+            new = letters(ndim + n)
+            subs.append(t_lab[n] + new)
+            out.append(new)
+        ops.append(f)
+    if len(ops) == 1:
+        return tensor
+    return contract(",".join(subs) + "->" + "".join(out), *ops, optimize=optimize)
