@@ -39,6 +39,7 @@ OPTIMIZE_OPTIONS = tuple(sorted(_oe_paths._PATH_OPTIONS))
 
 _PLAN_CACHE_SIZE = 4096
 _EXHAUSTIVE_STEPS = 8
+_SHORT_RUN_PENALTY = 32.0
 
 
 def _prod(xs) -> int:
@@ -90,6 +91,23 @@ def _labels_size(labels, sizes) -> int:
     return _prod([sizes[c] for c in labels])
 
 
+def _copy_cost(labels: str, order: str, sizes: dict) -> float:
+    """Relative cost of permuting an array labelled ``labels`` into ``order``.
+
+    Elements copied, weighted up when the run of elements that stays
+    contiguous (the trailing dimensions left in place) is short: gathering
+    16-element chunks is much slower per element than moving 256-element ones.
+    """
+    if labels == order:
+        return 0
+    run = 1
+    for x, y in zip(reversed(labels), reversed(order)):
+        if x != y:
+            break
+        run *= sizes[x]
+    return _labels_size(labels, sizes) * (1.0 + _SHORT_RUN_PENALTY / run)
+
+
 def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient: int):
     """Compile ``la, lb -> (kept labels)`` into a matrix-product step.
 
@@ -121,8 +139,7 @@ def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient: int):
             a_order = batch + (contr + a_keep if a_ck else a_keep + contr)
             for b_kc in (False, True):
                 b_order = batch + (b_keep + contr if b_kc else contr + b_keep)
-                cost = ((a_order != la) * _labels_size(la, sizes)
-                        + (b_order != lb) * _labels_size(lb, sizes))
+                cost = _copy_cost(la, a_order, sizes) + _copy_cost(lb, b_order, sizes)
                 if best is None or cost < best[0]:
                     best = (cost, batch, contr, a_ck, b_kc, a_order, b_order)
     cost, batch, contr, a_ck, b_kc, a_order, b_order = best
@@ -167,6 +184,11 @@ class ContractionPlan:
         Number of elements of the largest intermediate tensor.
     naive_flops : int
         Operations of a single-step (unoptimised) contraction, for comparison.
+    copied_elements : int
+        Elements moved by permutations on each call. The orientation of every
+        pairwise product and the layout of its operands are chosen at
+        planning time to keep this (weighted by how scattered the moves are,
+        ``copy_cost``) small.
     """
 
     def __init__(self, subscripts: str, shapes, optimize="auto"):
@@ -217,14 +239,17 @@ class ContractionPlan:
         best = None
         for orients in choices:
             steps, final, cost = self._compile_with(inputs, output, orients)
-            if final != output:
-                cost += _labels_size(final, self._sizes)
+            cost += _copy_cost(final, output, self._sizes)
             if best is None or cost < best[0]:
                 best = (cost, steps, final)
-        _, steps, final = best
-        self.copied_elements = best[0]
+        self.copy_cost, steps, final = best
         if final != output:
             self._final_perm = tuple(final.index(c) for c in output)
+        # elements moved by permutations on each call (a diagnostic)
+        self.copied_elements = sum(
+            (st.a_perm is not None) * _prod(st.a_shape) + (st.b_perm is not None) * _prod(st.b_shape)
+            for st in steps if type(st) is _PairStep
+        ) + (self._final_perm is not None) * _prod(self.output_shape)
         return steps
 
     def _compile_with(self, inputs, output, orients):
