@@ -82,7 +82,10 @@ def tt(tensor, rank=None, eps=None, *, svd="auto", random_state=None):
         every bond allows is an error. A tuple gives the ``d - 1`` inner
         ranks (or all ``d + 1`` with ones at the ends), each at most the
         bond's maximum. A float in (0, 1] picks the largest uniform cap whose
-        parameter count fits that fraction of ``prod(shape)``.
+        parameter count fits that fraction of ``prod(shape)``. With a rank
+        alone the ranks are exactly these caps (so layer shapes are
+        predictable), even where the tensor's own rank is lower; add ``eps``
+        to also drop negligible singular values.
     eps : None or float in [0, 1)
         Relative error tolerance: each bond discards at most
         ``eps / sqrt(d - 1) * ||tensor||``, so ``||tensor - tt|| <= eps ||tensor||``
@@ -109,7 +112,7 @@ def tt(tensor, rank=None, eps=None, *, svd="auto", random_state=None):
     >>> X, _ = make_low_rank_tensor((4, 5, 6, 7), 3, kind="tt", random_state=0)
     >>> est = tt(X, eps=1e-10)
     >>> est.rank
-    (1, 3, 3, 1)
+    (1, 3, 3, 3, 1)
     >>> bool(tl.norm(est.to_tensor() - X) / tl.norm(X) < 1e-10)
     True
     """
@@ -186,7 +189,7 @@ def tt_matrix(matrix, in_shape, out_shape, rank=None, eps=None, *, svd="auto",
     caps, eps, svd, rng = _common_args(rank, eps, svd, random_state, merged)
     with backend_for(backend):
         if d == 1:
-            T = W
+            T = tl.reshape(W, merged)
         else:
             T = tl.reshape(W, out_shape + in_shape)
             perm = [ax for k in range(d) for ax in (k, d + k)]
