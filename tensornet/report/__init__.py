@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Report", "Section"]
+__all__ = ["Report", "Section", "new_figure"]
 
 
 @dataclass
@@ -30,14 +31,26 @@ class Section:
         return self
 
     def figure(self, fig, name: str, caption: str = "") -> "Section":
-        """Add a matplotlib figure (rendered to PNG immediately and closed)."""
-        import matplotlib.pyplot as plt
+        """Add a matplotlib figure, rendered to PNG now.
 
+        Build figures with :func:`new_figure` (no pyplot, no global state);
+        a pyplot figure is accepted too and closed after rendering.
+        """
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None and getattr(fig, "number", None) in plt.get_fignums():
+            plt.close(fig)
         self.blocks.append(("figure", (name, buf.getvalue(), caption)))
         return self
+
+
+def new_figure(width: float = 6.4, height: float = 4.0, **subplots):
+    """A matplotlib ``Figure`` and its axes, made without pyplot (no global state)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(**subplots)
 
 
 class Report:
@@ -45,13 +58,11 @@ class Report:
 
     Examples
     --------
-    >>> import tempfile, matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    >>> import tempfile
     >>> rep = Report("Example")
     >>> sec = rep.section("Numbers").text("A table and a plot.")
     >>> _ = sec.table(["x", "x²"], [[1, 1], [2, 4]])
-    >>> fig, ax = plt.subplots(); _ = ax.plot([1, 2], [1, 4])
+    >>> fig, ax = new_figure(); _ = ax.plot([1, 2], [1, 4])
     >>> _ = sec.figure(fig, "square.png")
     >>> out = rep.write(tempfile.mkdtemp())
     >>> out.name
