@@ -16,4 +16,9 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "make_lda_corpus": "_text",
     # time series
     "make_genz": "_series",
+    "load_co2": "_series",
+    "load_seattle_weather": "_series",
+    "load_electricity_demand": "_series",
+    "load_nyc_weather": "_series",
+    "load_call_arrivals": "_series",
 })
