@@ -1,0 +1,29 @@
+"""Long-horizon forecasting: TT-LSTM seq2seq and baselines with one fit / predict API.
+
+Every forecaster follows scikit-learn conventions (``fit(y, X=None,
+validation=...)`` returns ``self``; ``predict(y_context=None, n=None)``
+returns the forecast on the original scale), scales with statistics of the
+training split only, stops early on a validation split, is seeded by
+``random_state`` and saves / loads without pickle.
+"""
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    # forecasters
+    "TTLSTMForecaster": "_neural",
+    "LSTMForecaster": "_neural",
+    "LinearForecaster": "_linear",
+    "SeasonalNaive": "_linear",
+    "BaseForecaster": "_base",
+    "NotFittedError": "_base",
+    "clone": "_base",
+    "load": "_base",
+    # evaluation
+    "evaluate": "_evaluate",
+    "EvaluationResult": "_evaluate",
+    "rmse": "_evaluate",
+    "mae": "_evaluate",
+    # data helpers
+    "fill_gaps": "_data",
+})
