@@ -26,4 +26,6 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "mae": "_evaluate",
     # data helpers
     "fill_gaps": "_data",
+    "calendar_features": "_data",
+    "infer_season": "_data",
 })

@@ -196,3 +196,120 @@ def window_starts(lengths, window: int):
             starts.append(offset + np.arange(n - window + 1))
         offset += n
     return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+
+
+def calendar_features(index, columns=None):
+    """Sine / cosine calendar phases of a DatetimeIndex: covariates known in advance.
+
+    Parameters
+    ----------
+    index : pandas.DatetimeIndex
+    columns : list of str, optional
+        Which phases to include among ``"day"`` (time of day), ``"week"`` (day
+        of week) and ``"year"`` (day of year). Default: those shorter cycles the
+        sampling step can resolve — time of day for sub-daily steps, day of
+        week for steps under a week, day of year for steps under a quarter.
+
+    Returns
+    -------
+    ndarray of shape (len(index), 2 * len(columns)): ``sin`` and ``cos`` of each phase.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from tensornet.forecast import calendar_features
+    >>> idx = pd.date_range("2024-01-01", periods=48, freq="h")
+    >>> calendar_features(idx).shape
+    (48, 6)
+    >>> calendar_features(idx, ["day"])[6].round(6).tolist()     # 06:00 is a quarter day
+    [1.0, 0.0]
+    """
+    import pandas as pd
+
+    if not isinstance(index, pd.DatetimeIndex):
+        try:
+            index = pd.DatetimeIndex(index)
+        except (TypeError, ValueError):
+            raise TypeError("index must be a pandas DatetimeIndex (or convertible to one); got "
+                            f"{type(index).__name__}") from None
+    if columns is None:
+        step = (pd.Series(index).diff().median() if len(index) > 1 else pd.Timedelta("1D"))
+        columns = []
+        if step < pd.Timedelta("1D"):
+            columns.append("day")
+        if step < pd.Timedelta("7D"):
+            columns.append("week")
+        if step < pd.Timedelta("91D"):
+            columns.append("year")
+    feats = []
+    for c in columns:
+        if c == "day":
+            phase = (index.hour + index.minute / 60 + index.second / 3600) / 24
+        elif c == "week":
+            phase = (index.day_of_week + index.hour / 24) / 7
+        elif c == "year":
+            phase = (index.day_of_year - 1 + index.hour / 24) / 365.25
+        else:
+            raise ValueError(f"columns must be among 'day', 'week', 'year'; got {c!r}")
+        phase = 2 * np.pi * np.asarray(phase, dtype=np.float64)
+        feats += [np.sin(phase), np.cos(phase)]
+    if not feats:
+        return np.zeros((len(index), 0))
+    return np.column_stack(feats)
+
+
+def infer_season(y, index=None, max_lag=None) -> int:
+    """Guess the dominant season length (in steps).
+
+    With a DatetimeIndex: observations per day for sub-daily data (so series
+    with nights or weekends left out still get their true daily cycle), 7 for
+    daily, 52 for weekly, 12 for monthly and 4 for quarterly data. Otherwise
+    the lag of the highest autocorrelation of the differenced series after
+    its first dip (1 when there is none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet.forecast import infer_season
+    >>> infer_season(np.sin(np.arange(500) * 2 * np.pi / 24) + 0.01 * np.arange(500))
+    24
+    """
+    if index is not None and len(index) > 2:
+        import pandas as pd
+
+        index = pd.DatetimeIndex(index)
+        step = pd.Series(index).diff().median()
+        if step < pd.Timedelta("1D"):
+            per_day = pd.Series(1, index=index).groupby(index.normalize()).size()
+            return max(1, int(per_day.median()))
+        for limit, season in (("2D", 7), ("8D", 52), ("32D", 12), ("93D", 4)):
+            if step < pd.Timedelta(limit):
+                return season
+        return 1
+    v = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+    for series in (np.diff(v), v):                 # differenced first (removes trends)
+        lag = _acf_season(series, max_lag)
+        if lag > 1:
+            return lag
+    return 1
+
+
+def _acf_season(d, max_lag):
+    d = d - d.mean()
+    n = len(d)
+    max_lag = min(n // 3, 2000) if max_lag is None else int(max_lag)
+    if max_lag < 3 or not np.any(d):
+        return 1
+    spec = np.fft.rfft(d, 2 * n)
+    acf = np.fft.irfft(spec * np.conj(spec))[:max_lag + 1]
+    acf = acf / acf[0]
+    below = np.flatnonzero(acf < 0)
+    if len(below) == 0:
+        return 1
+    a = acf[below[0]:]
+    peaks = np.flatnonzero((a[1:-1] >= a[:-2]) & (a[1:-1] >= a[2:])) + 1
+    if len(peaks) == 0 or a[peaks].max() <= max(0.2, 4.0 / np.sqrt(n)):
+        return 1
+    best = a[peaks].max()
+    # the shortest cycle nearly as strong as the strongest (not one of its multiples)
+    return int(below[0] + peaks[np.flatnonzero(a[peaks] >= 0.9 * best)[0]])
