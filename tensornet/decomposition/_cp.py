@@ -38,7 +38,7 @@ import numpy as np
 import tensorly as tl
 from tensorly.cp_tensor import CPTensor
 
-from .._backend import array_backend, backend_for
+from .._backend import array_backend, backend_for, ops_for
 from .._validation import _short, check_bool, check_float, check_int, check_option, \
     check_random_state
 from ._common import contiguous, dtype_eps, from_host, prepare_array, prod, random_normal, \
@@ -114,18 +114,26 @@ def _kr_rows(Ft, modes):
 
 
 class _DimTree:
-    """Executes CP-ALS sweeps over a dimension tree for a fixed tensor shape."""
+    """Executes CP-ALS sweeps over a dimension tree for a fixed tensor shape.
 
-    def __init__(self, shape):
+    Partial results are kept in a ``(rank, modes...)`` layout; every step is
+    a matrix product with the rank as the batch dimension, written as
+    ``factor_row @ block`` (the form BLAS and PyTorch run fastest for these
+    batched matrix-vector products).
+    """
+
+    def __init__(self, shape, backend="numpy"):
         self.shape = tuple(int(s) for s in shape)
         self.root = _plan(self.shape, 0, len(self.shape) - 1)
+        ops = ops_for(backend)
+        self.mm, self.rs = ops.matmul, ops.reshape
 
     def sweep(self, X, Ft, on_leaf):
         self._visit(X, self.root, True, Ft, on_leaf)
 
     def _visit(self, T, node, root, Ft, on_leaf):
         if node.mid is None:
-            on_leaf(node.lo, tl.reshape(T, (T.shape[0], -1)))
+            on_leaf(node.lo, self.rs(T, (T.shape[0], -1)))
             return
         TL = self._trailing(T, node, root, Ft)
         self._visit(TL, node.left, False, Ft, on_leaf)
@@ -135,41 +143,39 @@ class _DimTree:
 
     def _trailing(self, T, node, root, Ft):
         """Contract modes mid+1..hi of T; result (rank, I_lo..I_mid)."""
-        s = self.shape
+        mm, rs, s = self.mm, self.rs, self.shape
         lo, hi, mid, j = node.lo, node.hi, node.mid, node.tj
         pg = prod(s[j:hi + 1])
         pb = prod(s[lo:j])
         G = Ft[hi] if j == hi else _kr_rows(Ft, list(range(j, hi + 1)))
         r = G.shape[0]
         if root:
-            out = tl.matmul(G, tl.transpose(tl.reshape(T, (pb, pg))))  # (r, pb)
+            out = mm(G, rs(T, (pb, pg)).T)  # (r, pb)
         else:
-            out = tl.reshape(tl.matmul(tl.reshape(T, (r, pb, pg)), G[:, :, None]), (r, pb))
+            out = rs(mm(G[:, None, :], rs(T, (r, pb, pg)).swapaxes(1, 2)), (r, pb))
         for m in range(j - 1, mid, -1):
             size = s[m]
             pb //= size
-            out = tl.reshape(tl.matmul(tl.reshape(out, (r, pb, size)), Ft[m][:, :, None]),
-                             (r, pb))
-        return tl.reshape(out, (r,) + s[lo:mid + 1])
+            out = rs(mm(Ft[m][:, None, :], rs(out, (r, pb, size)).swapaxes(1, 2)), (r, pb))
+        return rs(out, (r,) + s[lo:mid + 1])
 
     def _leading(self, T, node, root, Ft):
         """Contract modes lo..mid of T; result (rank, I_mid+1..I_hi)."""
-        s = self.shape
+        mm, rs, s = self.mm, self.rs, self.shape
         lo, hi, mid, j = node.lo, node.hi, node.mid, node.lj
         pg = prod(s[lo:j + 1])
         pa = prod(s[j + 1:hi + 1])
         G = Ft[lo] if j == lo else _kr_rows(Ft, list(range(lo, j + 1)))
         r = G.shape[0]
         if root:
-            out = tl.matmul(G, tl.reshape(T, (pg, pa)))  # (r, pa)
+            out = mm(G, rs(T, (pg, pa)))  # (r, pa)
         else:
-            out = tl.reshape(tl.matmul(G[:, None, :], tl.reshape(T, (r, pg, pa))), (r, pa))
+            out = rs(mm(G[:, None, :], rs(T, (r, pg, pa))), (r, pa))
         for m in range(j + 1, mid + 1):
             size = s[m]
             pa //= size
-            out = tl.reshape(tl.matmul(Ft[m][:, None, :], tl.reshape(out, (r, size, pa))),
-                             (r, pa))
-        return tl.reshape(out, (r,) + s[mid + 1:hi + 1])
+            out = rs(mm(Ft[m][:, None, :], rs(out, (r, size, pa))), (r, pa))
+        return rs(out, (r,) + s[mid + 1:hi + 1])
 
 
 # --------------------------------------------------------------------------- updates
@@ -179,6 +185,39 @@ def _pinv_psd(V, eps):
     cut = tl.max(tl.abs(lam)) * (V.shape[0] * eps * 10.0) + float(tl.finfo(V.dtype).tiny)
     inv = (lam > cut) / tl.clip(lam, cut, None)
     return tl.matmul(Q * inv[None, :], tl.transpose(Q))
+
+
+def _spd_solve(V, Mt, eps):
+    """``pinv(V) @ Mt`` for the symmetric PSD Gram product ``V``.
+
+    A Cholesky solve when ``V`` is numerically positive definite (LAPACK
+    ``potrf``/``potrs`` for host arrays, ``cholesky_ex``/``cholesky_solve``
+    for PyTorch), otherwise -- rank-deficient or ill-conditioned Grams --
+    an eigen-decomposition pseudo-inverse that drops the null space.
+    """
+    r = V.shape[0]
+    limit = r * eps * 100.0
+    backend = array_backend(V)
+    if backend == "numpy":
+        from scipy.linalg import lapack
+
+        potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (V,))
+        c, info = potrf(V, lower=1, clean=0)
+        if info == 0:
+            d = np.abs(np.diagonal(c))
+            if d.min() ** 2 > limit * d.max() ** 2:
+                x, info = potrs(c, Mt, lower=1)
+                if info == 0:
+                    return x
+    elif backend == "pytorch":
+        import torch
+
+        L, info = torch.linalg.cholesky_ex(V)
+        if int(info) == 0:
+            d = torch.diagonal(L).abs()
+            if float(d.min()) ** 2 > limit * float(d.max()) ** 2:
+                return torch.cholesky_solve(Mt, L)
+    return tl.matmul(_pinv_psd(V, eps), Mt)
 
 
 def _hadamard_except(G, k):
@@ -369,7 +408,8 @@ def cp(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, random_state=None,
             init_obj = init_spec
         Ft, w = _init_factors(X, rank, init_obj, rng, nonnegative,
                               need_first=nonnegative)
-        Ft, w, errors = _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose)
+        Ft, w, errors = _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose,
+                             need_errors=return_errors)
         factors = [contiguous(tl.transpose(f)) for f in Ft]
         result = CPTensor((w, factors))
     if return_errors:
@@ -377,12 +417,12 @@ def cp(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, random_state=None,
     return result
 
 
-def _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose):
+def _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose, need_errors=True):
     shape = tuple(X.shape)
     N = len(shape)
     r = Ft[0].shape[0]
     eps = dtype_eps(X)
-    tree = _DimTree(shape)
+    tree = _DimTree(shape, array_backend(X))
     norm_x2 = sqnorm(X)
     norm_x = math.sqrt(norm_x2)
     G = [tl.matmul(f, tl.transpose(f)) for f in Ft]
@@ -390,7 +430,7 @@ def _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose):
 
     def on_leaf_als(k, Mt):
         V = _hadamard_except(G, k)
-        Bt = tl.matmul(_pinv_psd(V, eps), Mt)
+        Bt = contiguous(_spd_solve(V, Mt, eps))  # LAPACK hands back column-major
         Ft[k], state["w"] = _normalize_rows(Bt)
         G[k] = tl.matmul(Ft[k], tl.transpose(Ft[k]))
         if k == N - 1:
@@ -400,7 +440,7 @@ def _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose):
         V = _hadamard_except(G, k)
         if state["first"]:
             # the first update sets the overall scale: projected least squares
-            Bt = tl.clip(tl.matmul(_pinv_psd(V, eps), Mt), 0.0, None)
+            Bt = contiguous(tl.clip(_spd_solve(V, Mt, eps), 0.0, None))
             state["first"] = False
         else:
             Bt = Ft[k] * state["w"][:, None]
@@ -426,6 +466,8 @@ def _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose):
     errors = []
     for it in range(n_iter_max):
         tree.sweep(X, Ft, on_leaf)
+        if not (tol > 0 or verbose or need_errors or logger.isEnabledFor(logging.DEBUG)):
+            continue  # nothing reads the error: skip its reductions (and device syncs)
         Mt, V = state["last"]
         wv = state["w"]
         inner = to_float(tl.sum(wv * tl.sum(Mt * Ft[N - 1], axis=1)))

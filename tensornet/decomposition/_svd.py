@@ -280,10 +280,35 @@ def _cast(Y, dtype):
     return Y.astype(dtype)
 
 
-def _eigh_desc(G):
+def _eigh_desc(G, top=None):
+    """Eigenpairs of a symmetric matrix in decreasing order; only the ``top`` largest if given.
+
+    For host arrays (NumPy, or PyTorch on the CPU, viewed without a copy) a
+    partial request uses LAPACK's MRRR driver through SciPy, which skips
+    the eigenvectors that are not wanted; elsewhere the backend's full
+    ``eigh`` runs and is sliced.
+    """
+    n = int(G.shape[0])
+    backend = array_backend(G)
+    on_host = backend == "numpy" or (backend == "pytorch" and G.device.type == "cpu")
+    if top is not None and on_host and n >= 128 and top < n // 2:
+        import scipy.linalg
+
+        Gh = G if backend == "numpy" else G.numpy()
+        lam, V = scipy.linalg.eigh(Gh, subset_by_index=[n - top, n - 1], driver="evr",
+                                   check_finite=False)
+        lam = np.ascontiguousarray(lam[::-1])
+        V = np.ascontiguousarray(V[:, ::-1])
+        if backend == "pytorch":
+            import torch
+
+            lam, V = torch.from_numpy(lam), torch.from_numpy(V)
+        return lam, V
     lam, V = tl.eigh(G)
     lam = tl.flip(lam, axis=0)
     V = tl.flip(V, axis=1)
+    if top is not None:
+        lam, V = lam[:top], V[:, :top]
     return lam, V
 
 
@@ -312,7 +337,8 @@ def mode_svd(X, mode: int, *, rank_cap=None, delta2=None, rtol=None, rng=None,
         low_precision = X.dtype in (tl.float32,) or str(X.dtype).endswith("float16")
         acc = tl.float64 if (accurate and low_precision) else None
         G = mode_gram(X, mode, acc)
-        lam, V = _eigh_desc(G)
+        partial = cap if (delta2 is None and rtol is None) else None
+        lam, V = _eigh_desc(G, partial)
         lam_host = np.clip(tl.to_numpy(lam).astype(np.float64), 0.0, None)
         S_host = np.sqrt(lam_host)
         r = choose_rank(S_host, cap, delta2, 0.0, rtol)
