@@ -14,6 +14,13 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "load_mnist_subset": "_images",
     # text
     "make_lda_corpus": "_text",
+    "TextCorpus": "_text",
+    "default_vectorizer": "_text",
+    "read_corpus": "_text",
+    "load_news_articles": "_text",
+    "load_parlspeech": "_text",
+    "load_lee_corpus": "_text",
+    "load_stdlib_docstrings": "_text",
     # time series
     "make_genz": "_series",
     "load_co2": "_series",
