@@ -265,7 +265,7 @@ def bench_tt(args):
 
 # ----------------------------------------------------------------------------- memory
 KERNEL = (1024, 512, 3, 3, 3)
-KERNEL_QUICK = (256, 128, 3, 3, 3)
+KERNEL_QUICK = (128, 64, 3, 3, 3)
 METHODS = ("tensornet cp", "tensorly parafac", "tensornet tucker", "tensorly tucker",
            "tensornet tt", "tensorly tensor_train")
 

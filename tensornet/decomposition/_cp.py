@@ -213,10 +213,9 @@ def _spd_solve(V, Mt, eps):
         import torch
 
         L, info = torch.linalg.cholesky_ex(V)
-        if int(info) == 0:
-            d = torch.diagonal(L).abs()
-            if float(d.min()) ** 2 > limit * float(d.max()) ** 2:
-                return torch.cholesky_solve(Mt, L)
+        lo, hi = torch.aminmax(torch.diagonal(L).abs())
+        if bool((info == 0) & (lo * lo > limit * hi * hi)):  # one device sync
+            return torch.cholesky_solve(Mt, L)
     return tl.matmul(_pinv_psd(V, eps), Mt)
 
 
@@ -233,9 +232,9 @@ def _row_norms(Bt):
 
 
 def _normalize_rows(Bt):
+    """Rows scaled to unit norm (zero rows stay zero) and the norms."""
     norms = _row_norms(Bt)
-    safe = norms + (norms == 0)
-    return Bt / safe[:, None], norms
+    return Bt / tl.clip(norms, float(tl.finfo(Bt.dtype).tiny), None)[:, None], norms
 
 
 # --------------------------------------------------------------------------- init

@@ -4,8 +4,9 @@
   Martinsson and Tropp, 2011): a Gaussian sketch of the column space of
   the taller side, ``n_power_iter`` power iterations re-orthonormalised
   with QR, then an exact SVD of the small projected matrix.
-* ``matrix_svd`` picks between a dense SVD and the randomized one, and
-  truncates by a rank cap and / or an absolute error budget.
+* ``matrix_svd`` picks a dense SVD, the randomized one or a Gram matrix
+  by a flop model, and truncates by a rank cap and / or an absolute error
+  budget.
 * ``mode_svd`` gives the leading left singular vectors of a mode-``k``
   unfolding without forming it when that would be large: for small modes
   it accumulates the Gram matrix ``X_(k) X_(k)^T`` chunk by chunk.
@@ -31,8 +32,9 @@ __all__ = ["randomized_range_finder", "randomized_svd"]
 
 logger = logging.getLogger(__name__)
 
-#: Matrices with at most this many entries always get a dense SVD.
-SMALL_SVD = 1 << 20
+#: Power iterations of the randomized route inside the decompositions: 4 keeps
+#: the truncation error within about 0.1% of a dense SVD's even on flat spectra.
+AUTO_POWER_ITER = 4
 #: Mode unfoldings with at most this many rows may use a Gram matrix.
 GRAM_MAX_ROWS = 4096
 #: Elements per chunk when a Gram matrix is accumulated.
@@ -179,38 +181,77 @@ def choose_rank(S_host: np.ndarray, rank_cap: int | None, delta2: float | None,
     return max(1, r)
 
 
-def _use_randomized(m: int, n: int, rank_cap: int | None, method: str,
-                    n_oversamples: int = 10) -> bool:
+def _plan(m: int, n: int, cap, delta2, rtol, norm2, exact_gram: bool, method: str,
+          gram_side: int | None = None, extra: float = 0.0) -> str:
+    """Pick 'full', 'randomized' or 'gram' for a truncated SVD of an (m, n) matrix.
+
+    A rough flop model: dense SVD ~ 6 m n k, randomized (4 power iterations)
+    ~ 20 m n (cap + 10), Gram + eigh ~ s^2 * (m n / s) + 4 s^3 for the side
+    ``s`` it is formed on. The Gram route squares the singular values, so it
+    is only used when its precision is enough for the decision at hand: a
+    fixed rank cap, or an error budget well above round-off (``exact_gram``
+    says the Gram is accumulated in float64). ``extra`` is the cost of forming
+    the matrix for the non-Gram routes (a permuted copy of a tensor).
+    """
+    k = min(m, n)
+    if method == "full":
+        return "full"
     if method == "randomized":
-        return rank_cap is not None and rank_cap < min(m, n)
-    if method == "full" or rank_cap is None:
-        return False
-    return m * n > SMALL_SVD and 4 * (rank_cap + n_oversamples) <= min(m, n)
+        return "randomized" if cap is not None and cap < k else "full"
+    if m * n <= 4096:
+        return "full"
+    costs = {"full": 6.0 * m * n * k + extra}
+    if cap is not None and cap < k:
+        size = min(cap + 10, k)
+        if 2 * size <= k:
+            costs["randomized"] = 20.0 * m * n * size + extra
+    side = k if gram_side is None else gram_side
+    if side <= GRAM_MAX_ROWS and rtol is None:
+        precise = delta2 is None or (exact_gram and norm2 is not None
+                                     and delta2 >= 1e-10 * norm2)
+        if precise:
+            costs["gram"] = float(side) * m * n + 4.0 * side ** 3
+    return min(costs, key=costs.get)
 
 
 def matrix_svd(M, *, rank_cap=None, delta2=None, rtol=None, rng=None, method="auto",
                norm2=None):
-    """Truncated SVD of a 2-D array: ``(U, S, Vt)`` with the chosen rank.
+    """Truncated SVD of a 2-D array: ``(U, S, SVt)`` with ``SVt = diag(S) @ Vt``.
 
-    ``delta2`` is the absolute squared-error budget of the truncation.
-    With the randomized method the energy outside the sketch is accounted
-    from ``norm2 = ||M||_F^2`` (computed when not given).
+    ``delta2`` is the absolute squared-error budget of the truncation; the
+    energy outside the computed singular values (randomized route) is
+    accounted from ``norm2 = ||M||_F^2``. The route (dense, randomized or a
+    Gram matrix of a wide matrix) is chosen by :func:`_plan`.
     """
-    m, n = M.shape
-    if _use_randomized(m, n, rank_cap, method):
-        U, S, Vt = _randomized_svd(M, rank_cap, 10, 2, rng)
+    m, n = (int(v) for v in M.shape)
+    exact = M.dtype == tl.float64
+    if norm2 is None and delta2 is not None:
+        norm2 = sqnorm(M)
+    route = _plan(m, n, rank_cap, delta2, rtol, norm2, exact, method,
+                  gram_side=m if m <= n else GRAM_MAX_ROWS + 1)
+    rest2 = 0.0
+    if route == "randomized":
+        U, S, Vt = _randomized_svd(M, rank_cap, 10, AUTO_POWER_ITER, rng)
+        SVt = S[:, None] * Vt
         S_host = tl.to_numpy(S).astype(np.float64)
-        rest2 = 0.0
         if delta2 is not None:
-            if norm2 is None:
-                norm2 = sqnorm(M)
             rest2 = max(norm2 - float(np.sum(S_host ** 2)), 0.0)
+    elif route == "gram":
+        partial = rank_cap if (delta2 is None and rtol is None) else None
+        lam, U = _eigh_desc(tl.matmul(M, tl.transpose(M)), partial)
+        S_host = np.sqrt(np.clip(tl.to_numpy(lam).astype(np.float64), 0.0, None))
+        S = tl.sqrt(tl.clip(lam, 0.0, None))
+        if partial is not None and delta2 is not None:  # pragma: no cover - excluded above
+            rest2 = max(norm2 - float(np.sum(S_host ** 2)), 0.0)
+        r = choose_rank(S_host, rank_cap, delta2, rest2, rtol)
+        U = U[:, :r]
+        return U, S[:r], tl.matmul(tl.transpose(U), M)
     else:
         U, S, Vt = tl.svd(M, full_matrices=False)
+        SVt = S[:, None] * Vt
         S_host = tl.to_numpy(S).astype(np.float64)
-        rest2 = 0.0
     r = choose_rank(S_host, rank_cap, delta2, rest2, rtol)
-    return U[:, :r], S[:r], Vt[:r]
+    return U[:, :r], S[:r], SVt[:r]
 
 
 # --------------------------------------------------------------------------- unfoldings
@@ -313,43 +354,37 @@ def _eigh_desc(G, top=None):
 
 
 def mode_svd(X, mode: int, *, rank_cap=None, delta2=None, rtol=None, rng=None,
-             accurate=True, method="auto"):
+             accurate=True, method="auto", norm2=None):
     """Leading left singular vectors ``U`` and values ``S`` of the mode-``mode`` unfolding.
 
-    ``accurate=False`` allows a Gram matrix in the input's own precision
-    (good enough for initialisations); otherwise a Gram matrix of a float32
-    tensor is accumulated in float64.
+    The Gram route never forms the unfolding; it is accumulated in float64
+    for a float32 tensor when its eigenvalues decide a truncation
+    (``accurate`` and ``delta2`` given). Other routes unfold (one copy for
+    modes other than the first).
     """
-    shape = tuple(X.shape)
+    shape = tuple(int(s) for s in X.shape)
     I = shape[mode]
     Q = prod(shape) // I
-    size = I * Q
     cap = None if rank_cap is None else min(rank_cap, I, Q)
-    if size <= SMALL_SVD or method == "full":
-        U, S, _ = matrix_svd(unfold(X, mode), rank_cap=cap, delta2=delta2, rtol=rtol,
-                             rng=rng, method="full")
-        return U, S
-    if _use_randomized(I, Q, cap, method) and delta2 is None:
-        M = unfold(X, mode)
-        U, S, _ = _randomized_svd(M, cap, 10, 2, rng)
-        return U, S
-    if I <= GRAM_MAX_ROWS:
-        low_precision = X.dtype in (tl.float32,) or str(X.dtype).endswith("float16")
-        acc = tl.float64 if (accurate and low_precision) else None
+    low = X.dtype != tl.float64
+    acc = tl.float64 if (accurate and low and delta2 is not None) else None
+    if delta2 is not None and norm2 is None:
+        norm2 = sqnorm(X)
+    route = _plan(I, Q, cap, delta2, rtol, norm2, not low or acc is not None, method,
+                  gram_side=I, extra=0.0 if mode == 0 else 4.0 * I * Q)
+    if route == "gram":
         G = mode_gram(X, mode, acc)
         partial = cap if (delta2 is None and rtol is None) else None
         lam, V = _eigh_desc(G, partial)
-        lam_host = np.clip(tl.to_numpy(lam).astype(np.float64), 0.0, None)
-        S_host = np.sqrt(lam_host)
+        S_host = np.sqrt(np.clip(tl.to_numpy(lam).astype(np.float64), 0.0, None))
         r = choose_rank(S_host, cap, delta2, 0.0, rtol)
         U = V[:, :r]
         S = tl.sqrt(tl.clip(lam[:r], 0.0, None))
         if acc is not None:
-            U = _cast(U, X.dtype)
-            S = _cast(S, X.dtype)
+            U, S = _cast(U, X.dtype), _cast(S, X.dtype)
         return U, S
-    M = unfold(X, mode)
-    U, S, _ = matrix_svd(M, rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng, method=method)
+    U, S, _ = matrix_svd(unfold(X, mode), rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng,
+                         method=route if route != "gram" else "full", norm2=norm2)
     return U, S
 
 

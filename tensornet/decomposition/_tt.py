@@ -47,11 +47,10 @@ def _tt_svd(X, caps, eps, rng, method):
         M = tl.reshape(C, (r_prev * shape[k], -1))
         rtol = max(M.shape) * mach if numerical else None
         cap = None if caps is None else caps[k + 1]
-        U, S, Vt = matrix_svd(M, rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng,
-                              method=method, norm2=norm2)
+        U, S, C = matrix_svd(M, rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng,
+                             method=method, norm2=norm2)
         r = int(U.shape[1])
         cores.append(tl.reshape(U, (r_prev, shape[k], r)))
-        C = S[:, None] * Vt
         norm2 = float(np.sum(tl.to_numpy(S).astype(np.float64) ** 2))
         r_prev = r
     cores.append(tl.reshape(C, (r_prev, shape[-1], 1)))
@@ -268,12 +267,12 @@ def _round(cores, caps, eps, rng, method):
         M = tl.reshape(cores[k], (r0 * n, r1))
         rtol = max(M.shape) * mach if numerical else None
         cap = None if caps is None else caps[k + 1]
-        U, S, Vt = matrix_svd(M, rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng,
-                              method=method, norm2=norm2)
+        U, S, SVt = matrix_svd(M, rank_cap=cap, delta2=delta2, rtol=rtol, rng=rng,
+                               method=method, norm2=norm2)
         r = int(U.shape[1])
         cores[k] = tl.reshape(U, (r0, n, r))
         q0, qn, q1 = (int(s) for s in cores[k + 1].shape)
-        nxt = tl.matmul(S[:, None] * Vt, tl.reshape(cores[k + 1], (q0, qn * q1)))
+        nxt = tl.matmul(SVt, tl.reshape(cores[k + 1], (q0, qn * q1)))
         cores[k + 1] = tl.reshape(nxt, (r, qn, q1))
     return cores
 
