@@ -108,8 +108,9 @@ def split_counts(X: sp.csr_matrix, fraction: float = 0.5, random_state=0):
         obs = rng.binomial(data.astype(np.int64), fraction).astype(np.float64)
     else:
         obs = data * fraction
-    observed = sp.csr_matrix((obs, X.indices, X.indptr), shape=X.shape)
-    held = sp.csr_matrix((data - obs, X.indices, X.indptr), shape=X.shape)
+    # separate index arrays: eliminate_zeros works in place
+    observed = sp.csr_matrix((obs, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+    held = sp.csr_matrix((data - obs, X.indices.copy(), X.indptr.copy()), shape=X.shape)
     observed.eliminate_zeros()
     held.eliminate_zeros()
     return observed, held

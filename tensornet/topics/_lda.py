@@ -339,10 +339,10 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             sums = accumulate_moment_sums(C, Q, Q_host, batch, progress=bar)
         self._sums = sums
         self.n_iter_ = passes
-        validation = None
+        self._validation = None
         if self.alpha0 == "auto":
-            validation = self._validation_split(C, rng, Q, Q_host, batch)
-        self._finalize(rng, validation)
+            self._validation = self._validation_split(C, rng, Q, Q_host, batch)
+        self._finalize(rng)
         return self
 
     def partial_fit(self, X, y=None):
@@ -398,7 +398,7 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self._sums = sums
         self._rng = rng
         self.n_iter_ = passes
-        self._finalize(rng, None, keep_validation=True)
+        self._finalize(rng)
         return self
 
     def _n_keep(self, n_words):
@@ -460,20 +460,25 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         return best, scores
 
     # ---------------------------------------------------------------- from moments to topics
-    def _finalize(self, rng, validation, keep_validation=False):
+    def _finalize(self, rng):
+        """Choose alpha0 (for 'auto') and compute the topics from the moment sums.
+
+        ``self._validation`` holds the validation documents and, when they are
+        part of ``self._sums`` (``fit``), their own sums, which are taken out
+        while alpha0 is chosen; the final topics use every document.
+        """
         sums = self._sums
         scores = None
         if self.alpha0 == "auto":
-            if keep_validation:
-                val = self._validation
-                alpha0, scores = self._select_alpha0(sums, val["X"], rng)
-            else:
-                val = validation
-                train = _subtract(sums, val["sums"])
-                if train.n_docs <= self.n_topics:
-                    raise ValueError("too few documents with at least 3 tokens to hold some out "
-                                     "for alpha0='auto'; pass a number for alpha0")
-                alpha0, scores = self._select_alpha0(train, val["X"], rng)
+            val = getattr(self, "_validation", None)
+            if val is None:
+                raise ValueError("alpha0='auto' needs validation documents; this model was fitted "
+                                 "with a numeric alpha0, so refit it with alpha0='auto'")
+            train = sums if val["sums"] is None else _subtract(sums, val["sums"])
+            if train.n_docs <= self.n_topics:
+                raise ValueError("too few documents with at least 3 tokens to hold some out "
+                                 "for alpha0='auto'; pass a number for alpha0")
+            alpha0, scores = self._select_alpha0(train, val["X"], rng)
         else:
             alpha0 = float(self.alpha0)
         pm = project_moments(sums)
@@ -604,11 +609,17 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if hasattr(self, "_sums"):
             for name in MomentSums.ARRAYS:
                 arrays["moments." + name] = getattr(self._sums, name)
-        if getattr(self, "_validation", None) is not None:
-            v = self._validation["X"].tocsr()
+        val = getattr(self, "_validation", None)
+        if val is not None:
+            v = val["X"].tocsr()
             arrays.update({"validation.data": v.data, "validation.indices": v.indices,
                            "validation.indptr": v.indptr,
                            "validation.shape": np.asarray(v.shape)})
+            if val["sums"] is not None:
+                meta["validation_moments"] = {name: _jsonable(getattr(val["sums"], name))
+                                              for name in MomentSums.SCALARS}
+                for name in MomentSums.ARRAYS[1:]:
+                    arrays["validation_moments." + name] = getattr(val["sums"], name)
         (path / "tensorlda.json").write_text(json.dumps(meta, indent=1) + "\n")
         np.savez(path / "tensorlda.npz", **arrays)
         return path
@@ -646,7 +657,12 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             model._sums = sums
             model._rng = check_random_state(params["random_state"])
         if "validation.data" in arrays:
-            model._validation = {"sums": None, "X": sp.csr_matrix(
+            vsums = None
+            if meta.get("validation_moments") is not None:
+                vsums = MomentSums(basis=arrays["moments.basis"], **meta["validation_moments"])
+                for name in MomentSums.ARRAYS[1:]:
+                    setattr(vsums, name, arrays["validation_moments." + name])
+            model._validation = {"sums": vsums, "X": sp.csr_matrix(
                 (arrays["validation.data"], arrays["validation.indices"],
                  arrays["validation.indptr"]), shape=tuple(arrays["validation.shape"]))}
         return model
