@@ -290,9 +290,10 @@ def read_corpus(path, format: str = "lines", *, column: str = "text", id_column=
         if path.is_dir():
             raise ValueError(f"format={format!r} needs a file; {str(path)!r} is a directory "
                              "(use format='dir')")
-        size = path.stat().st_size
+        size = path.stat().st_size if format == "lines" else None
+        unit = "B" if format == "lines" else "doc"
         with open(path, encoding=encoding, errors="replace", newline="") as fh, \
-                _progress(verbose, f"reading {path.name}", total=size, unit="B") as bar:
+                _progress(verbose, f"reading {path.name}", total=size, unit=unit) as bar:
             if format == "lines":
                 for i, line in enumerate(fh):
                     bar.update(len(line.encode(encoding, errors="replace")))
@@ -309,15 +310,16 @@ def read_corpus(path, format: str = "lines", *, column: str = "text", id_column=
                 if id_column is not None and id_column not in fields:
                     raise ValueError(f"id_column {id_column!r} is not in the CSV file "
                                      f"{str(path)!r}; its columns are {fields}")
-                last = 0
-                for i, row in enumerate(reader):
-                    text = (row.get(column) or "").strip()
-                    if text:
-                        texts.append(text)
-                        ids.append(str(row[id_column]) if id_column else str(i + 1))
-                    pos = fh.tell() if i % 1000 == 0 else last
-                    bar.update(max(pos - last, 0))
-                    last = pos
+                try:
+                    for i, row in enumerate(reader):
+                        text = (row.get(column) or "").strip()
+                        if text:
+                            texts.append(text)
+                            ids.append(str(row[id_column]) if id_column else str(i + 1))
+                        bar.update(1)
+                except csv.Error as exc:
+                    raise ValueError(f"cannot parse the CSV file {str(path)!r} near line "
+                                     f"{reader.line_num}: {exc}") from None
     if not texts:
         raise ValueError(f"no documents found in {str(path)!r} (format={format!r})")
     return TextCorpus(texts=texts, ids=ids, name=name or path.stem, language=language)
