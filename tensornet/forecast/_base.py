@@ -268,6 +268,9 @@ class BaseForecaster:
         n = self.horizon if n is None else check_int(n, "n", min_value=1)
         ctx, batched = self._context(y_context)
         m = self.n_covariates_
+        if y_context is None and X is not None:
+            raise ValueError("X holds the covariates of y_context; pass y_context as well (or "
+                             "neither, to forecast after the fitted series)")
         if m:
             if y_context is None:
                 Xc = self.context_X_[None]

@@ -99,8 +99,8 @@ class LinearForecaster(NeuralForecaster):
         super()._check_params()
         check_int(self.kernel_size, "kernel_size", min_value=1)
 
-    def _build_net(self):
-        return _DLinear(self.n_features_in_, self.n_covariates_, self.lookback, self.horizon,
+    def _build_net(self, k, m):
+        return _DLinear(k, m, self.lookback, self.horizon,
                         min(self.kernel_size, self.lookback), self.window_norm)
 
 

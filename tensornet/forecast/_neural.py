@@ -142,7 +142,8 @@ def _init_linear(layer: nn.Linear, generator):
 class NeuralForecaster(BaseForecaster):
     """Training loop: Adam on the MSE of scaled windows, early stopping, seeds.
 
-    Subclasses define ``_build_net()`` and may extend ``_check_params``.
+    Subclasses define ``_build_net(n_features, n_covariates)`` and may extend
+    ``_check_params``.
     """
 
     _fitted_attr = "net_"
@@ -175,7 +176,7 @@ class NeuralForecaster(BaseForecaster):
         return int(check_random_state(rs).integers(2**62))
 
     def _new_net(self, generator):
-        net = self._build_net()
+        net = self._build_net(self.n_features_in_, self.n_covariates_)
         net.reset_parameters(generator)
         return net.to(self.device)
 
@@ -188,11 +189,9 @@ class NeuralForecaster(BaseForecaster):
     def count_parameters(self, n_features: int = 1, n_covariates: int = 0) -> int:
         """Parameters this configuration has for the given input widths (no fitting)."""
         self._check_params()
-        self.n_features_in_, self.n_covariates_ = n_features, n_covariates
-        try:
-            return sum(p.numel() for p in self._build_net().parameters())
-        finally:
-            del self.n_features_in_, self.n_covariates_
+        n_features = check_int(n_features, "n_features", min_value=1)
+        n_covariates = check_int(n_covariates, "n_covariates", min_value=0)
+        return sum(p.numel() for p in self._build_net(n_features, n_covariates).parameters())
 
     def _fit_scaled(self, train, val):
         device = torch.device(self.device)
@@ -321,7 +320,7 @@ class NeuralForecaster(BaseForecaster):
         return {f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}
 
     def _restore(self, state, tensors):
-        net = self._build_net()
+        net = self._build_net(self.n_features_in_, self.n_covariates_)
         sd = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(sd)
         self.net_ = net.to(self.device).eval()
@@ -442,8 +441,8 @@ class TTLSTMForecaster(NeuralForecaster):
         if not isinstance(self.rank, (list, tuple)):
             check_int(self.rank, "rank", min_value=1)
 
-    def _build_net(self):
-        return _TTSeq2Seq(self.n_features_in_, self.n_covariates_, self.hidden_size,
+    def _build_net(self, k, m):
+        return _TTSeq2Seq(k, m, self.hidden_size,
                           self.lags, self.order, self.rank, self.window_norm)
 
 
@@ -498,6 +497,6 @@ class LSTMForecaster(NeuralForecaster):
         check_int(self.hidden_size, "hidden_size", min_value=1)
         check_int(self.num_layers, "num_layers", min_value=1)
 
-    def _build_net(self):
-        return _LSTMSeq2Seq(self.n_features_in_, self.n_covariates_, self.hidden_size,
+    def _build_net(self, k, m):
+        return _LSTMSeq2Seq(k, m, self.hidden_size,
                             self.num_layers, self.window_norm)

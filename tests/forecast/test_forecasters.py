@@ -168,6 +168,13 @@ def test_clone_and_params():
     with pytest.raises(ValueError, match="invalid parameter"):
         f.set_params(ranks=3)
     assert "order=3" in repr(g)
+    # parameter count without fitting equals the fitted network's
+    y = np.stack([_sine(80), _sine(80, period=7)], axis=1)
+    tt = TTLSTMForecaster(10, 4, **TINY, random_state=0)
+    n = tt.count_parameters(n_features=2, n_covariates=1)
+    assert tt.fit(y, np.ones((80, 1))).n_parameters_ == n
+    # TT cores are a ParameterList with the documented shapes (D = lags * hidden + 1 = 25)
+    assert [tuple(a.shape) for a in tt.net_.decoder.cores] == [(1, 25, 2), (2, 25, 32)]
 
 
 @pytest.mark.parametrize("cls", [TTLSTMForecaster, LSTMForecaster, LinearForecaster,
