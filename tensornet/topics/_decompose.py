@@ -100,14 +100,37 @@ def tensor_power_method(T: np.ndarray, n_components: int, n_restarts: int = 10,
     return weights, U, total
 
 
+def _als_steps(Tm, U, n_steps, tol):
+    """Up to ``n_steps`` orthogonalised power steps on all columns; returns (U, steps, done)."""
+    steps = 0
+    for _ in range(n_steps):
+        Qn, Rn = np.linalg.qr(_t_iuu(Tm, U))
+        Qn *= np.where(np.diag(Rn) < 0, -1.0, 1.0)[None, :]
+        steps += 1
+        done = np.max(np.abs(Qn - U)) < tol
+        U = Qn
+        if done:
+            return U, steps, True
+    return U, steps, False
+
+
+def _signed_weights(Tm, U):
+    w = _t_uuu(Tm, U)
+    sign = np.where(w < 0, -1.0, 1.0)
+    return U * sign[None, :], w * sign
+
+
 def orthogonal_als(T: np.ndarray, n_components: int, n_restarts: int = 10,
                    max_iter: int = 100, tol: float = 1e-10,
                    rng: np.random.Generator | None = None):
     """Orthogonalised simultaneous power iteration (orthogonal ALS) with restarts.
 
     Each step maps every column to ``T(I, u, u)`` and re-orthonormalises the
-    k columns by QR. The restart with the smallest residual is returned;
-    same outputs as :func:`tensor_power_method`.
+    columns by QR. Every restart (random orthonormal start) takes
+    ``min(max_iter, 15)`` steps; the one with the smallest residual
+    ``||T - Σ λ_i u_i^⊗3||`` continues to convergence (``tol``) or
+    ``max_iter`` steps in all. Same outputs as :func:`tensor_power_method`,
+    ordered by decreasing weight.
     """
     rng = np.random.default_rng(rng)
     k = T.shape[0]
@@ -115,24 +138,20 @@ def orthogonal_als(T: np.ndarray, n_components: int, n_restarts: int = 10,
     Tm = T.reshape(k, k * k)
     best = None
     total = 0
+    first = min(max_iter, RESTART_ITERS)
     for _ in range(n_restarts):
         U, _ = np.linalg.qr(rng.standard_normal((k, n_components)))
-        for it in range(max_iter):
-            Y = _t_iuu(Tm, U)
-            Qn, Rn = np.linalg.qr(Y)
-            Qn *= np.where(np.diag(Rn) < 0, -1.0, 1.0)[None, :]
-            total += 1
-            done = np.max(np.abs(Qn - U)) < tol
-            U = Qn
-            if done:
-                break
-        w = _t_uuu(Tm, U)
-        sign = np.where(w < 0, -1.0, 1.0)
-        U, w = U * sign[None, :], w * sign
-        res = decomposition_residual(T, w, U)
+        U, steps, done = _als_steps(Tm, U, first, tol)
+        total += steps
+        Us, w = _signed_weights(Tm, U)
+        res = decomposition_residual(T, w, Us)
         if best is None or res < best[0]:
-            best = (res, w, U)
-    _, w, U = best
+            best = (res, U, done)
+    _, U, done = best
+    if not done and max_iter > first:
+        U, steps, _ = _als_steps(Tm, U, max_iter - first, tol)
+        total += steps
+    U, w = _signed_weights(Tm, U)
     order = np.argsort(w)[::-1]
     return w[order], U[:, order], total
 

@@ -86,7 +86,10 @@ def _backend_sum(x):
 
 
 def _cholqr_step(Q, shift: float = 0.0):
-    """One CholeskyQR step ``Q <- Q L^-T`` with ``L L^T = Q^T Q + shift I`` (Gram on the host)."""
+    """One CholeskyQR step ``Q <- Q L^-T`` with ``L L^T = Q^T Q + shift I`` (Gram on the host).
+
+    Returns the new ``Q`` and the 2-norm condition number of ``L``.
+    """
     G = np.asarray(_to_host(Q.T @ Q), dtype=np.float64)
     G = (G + G.T) / 2
     if shift:
@@ -95,12 +98,7 @@ def _cholqr_step(Q, shift: float = 0.0):
     Linv_t = np.linalg.inv(L).T
     if not np.isfinite(Linv_t).all():
         raise np.linalg.LinAlgError("non-finite Cholesky factor")
-    return Q @ _from_host_like(Linv_t, Q)
-
-
-def _orthonormality_error(Q) -> float:
-    G = np.asarray(_to_host(Q.T @ Q), dtype=np.float64)
-    return float(np.abs(G - np.eye(G.shape[0])).max())
+    return Q @ _from_host_like(Linv_t, Q), float(np.linalg.cond(L))
 
 
 def _qr(Y, backend):
@@ -108,24 +106,26 @@ def _qr(Y, backend):
 
     CholeskyQR2 (two rounds of ``Y <- Y L^-T`` with ``L L^T = Y^T Y``): tall-
     skinny products on the backend plus m x m work on the host, an order of
-    magnitude faster than Householder QR when V >> m. When the Gram matrix
-    is too ill-conditioned, shifted CholeskyQR3 (Fukaya et al., SIAM J. Sci.
-    Comput. 2020) is used, and Householder QR only if that fails too.
+    magnitude faster than Householder QR when V >> m. It is orthonormal to
+    working precision when cond(Y) < 1e6 (read off the first factor, as
+    cond(L) = cond(Y)); otherwise shifted CholeskyQR3 (Fukaya et al., SIAM
+    J. Sci. Comput. 2020) is used, and Householder QR if that fails too.
     """
     import tensorly as tl
 
     try:
-        Q = _cholqr_step(_cholqr_step(Y))
-        if _orthonormality_error(Q) < 1e-10:
-            return Q
+        Q, cond = _cholqr_step(Y)
+        if cond < 1e6:
+            return _cholqr_step(Q)[0]
     except np.linalg.LinAlgError:
         pass
     try:
         V, m = Y.shape
         norm2 = float(np.asarray(_to_host((Y * Y).sum())))
         shift = 11.0 * (V * m + m * (m + 1)) * np.finfo(np.float64).eps * norm2
-        Q = _cholqr_step(_cholqr_step(_cholqr_step(Y, shift)))
-        if _orthonormality_error(Q) < 1e-10:
+        Q = _cholqr_step(_cholqr_step(_cholqr_step(Y, shift)[0])[0])[0]
+        G = np.asarray(_to_host(Q.T @ Q), dtype=np.float64)
+        if np.abs(G - np.eye(m)).max() < 1e-10:
             return Q
     except np.linalg.LinAlgError:
         pass
