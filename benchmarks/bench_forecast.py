@@ -152,7 +152,7 @@ def _horizons(season):
 
 
 def _tt_kwargs(quick):
-    return dict(hidden_size=8 if quick else 16, lags=3, order=2, rank=2 if quick else 4)
+    return dict(hidden_size=8 if quick else 16, lags=3, order=3, rank=2 if quick else 4)
 
 
 def _train_kwargs(quick, seed):

@@ -22,7 +22,7 @@ class _DLinear(_ForecastNet):
         self.kernel_size = kernel_size
         self.seasonal = nn.Linear(lookback, horizon)
         self.trend = nn.Linear(lookback, horizon)
-        self.covariates = nn.Linear(horizon * n_cov, horizon * n_out) if n_cov else None
+        self.covariates = nn.Linear(n_cov, n_out) if n_cov else None
         self.horizon = horizon
 
     def reset_parameters(self, generator=None):
@@ -44,9 +44,8 @@ class _DLinear(_ForecastNet):
         trend = torch.nn.functional.avg_pool1d(padded, K, stride=1)
         out = self.seasonal(x - trend) + self.trend(trend)    # (B, k, H)
         out = out.transpose(1, 2)
-        if self.covariates is not None:
-            B = out.shape[0]
-            out = out + self.covariates(dec_cov.reshape(B, -1)).view(B, self.horizon, k)
+        if self.covariates is not None:             # the covariates of each forecast step
+            out = out + self.covariates(dec_cov[:, :out.shape[1]])
         return out[:, :n]
 
 
@@ -56,8 +55,9 @@ class LinearForecaster(NeuralForecaster):
     The look-back window of each channel is split into a moving-average
     trend (edge-padded, width ``kernel_size``) and the remainder; one linear
     map from ``lookback`` to ``horizon`` steps per component, shared by the
-    channels, and their sum is the forecast. Known covariates add one linear
-    map of the ``horizon`` future covariate rows.
+    channels, and their sum is the forecast. Known covariates add a linear
+    function of the covariates of each forecast step (one small map shared by
+    the steps, so it cannot overfit the calendar).
 
     Parameters
     ----------
