@@ -197,9 +197,10 @@ class BaseForecaster:
         Parameters
         ----------
         y : array-like of shape (n,) or (n, k), pandas Series / DataFrame, or a list of them
-            The series to forecast (``k`` channels forecast jointly). A list is a
-            panel of independent series of equal width; windows never cross two
-            series.
+            The series to forecast (``k`` channels forecast jointly). A list of
+            arrays is a panel of independent series of equal width (windows
+            never cross two series); pass channels as a 2-D array, not as a
+            nested list.
         X : array-like of shape (n, m), or a list of them, optional
             Covariates known in advance (calendar, planned values), aligned
             with ``y``; ``predict`` then needs their future values.
