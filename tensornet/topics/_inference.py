@@ -14,7 +14,8 @@ import tensorly as tl
 from .._backend import backend_for
 from ._counts import CountMatrix, _from_host, _to_host, as_count_matrix
 
-__all__ = ["variational_doc_topics", "document_completion_loglik", "split_counts"]
+__all__ = ["variational_doc_topics", "document_completion_loglik", "split_counts",
+           "refine_topics"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -36,7 +37,7 @@ def _digamma(x):
     return tl.digamma(x)
 
 
-def _estep_batch(bt, betaT, alpha, max_iter: int, tol: float):
+def _estep_batch(bt, betaT, alpha, max_iter: int, tol: float, stats: bool = False):
     """Variational E-step for one batch (online-LDA style updates, β and α fixed).
 
     Each document stops updating once its own mean absolute change of γ is
@@ -66,6 +67,17 @@ def _estep_batch(bt, betaT, alpha, max_iter: int, tol: float):
             active = active & (change >= tol)
         if not bool(active.any()):
             break
+    if stats:
+        # Σ_d c_dw φ_dwk / β_kw = Σ_d exp(E[log θ_dk]) c_dw / phinorm_dw at the final γ
+        eth = tl.exp(_digamma(gamma) - _digamma(gamma.sum(1))[:, None])
+        phinorm = (eth[rows] * beta_nz).sum(1) + _EPS
+        weights = vals / phinorm
+        if bt.backend == "pytorch":  # index_add; the batch keeps nnz * k small
+            import torch
+
+            out = torch.zeros((betaT.shape[0], k), dtype=eth.dtype, device=eth.device)
+            return gamma, n_iter, out.index_add_(0, cols, weights[:, None] * eth[rows])
+        return gamma, n_iter, bt.with_data(weights).T @ eth
     return gamma, n_iter
 
 
@@ -92,6 +104,33 @@ def variational_doc_topics(C: CountMatrix, components, alpha, max_iter: int = 10
             if progress is not None:
                 progress.update(b - a)
         return tl.concatenate(out, axis=0) if len(out) > 1 else out[0]
+
+
+def refine_topics(C: CountMatrix, components, alpha, n_passes: int, max_iter: int = 5,
+                  tol: float = 1e-2, topic_word_prior: float = 0.01, progress=None):
+    """Variational EM passes over the corpus starting from given topics (α held fixed).
+
+    Each pass runs the E-step of :func:`variational_doc_topics` on every
+    document (at most ``max_iter`` updates per document) and sets
+    ``β_kw ∝ topic_word_prior + Σ_d c_dw φ_dwk``. Used to polish spectral
+    topics; returns the new topics (k x V, NumPy, rows on the simplex).
+    """
+    beta = np.asarray(components, dtype=np.float64)
+    alpha_b = _from_host(np.asarray(alpha, dtype=np.float64), C)
+    k, V = beta.shape
+    with backend_for(C.backend):
+        for _ in range(n_passes):
+            betaT = _from_host(np.ascontiguousarray(beta.T), C)
+            sst = None
+            for a, b in _nnz_bounds(C, k):
+                _, _, part = _estep_batch(C.batch(a, b), betaT, alpha_b, max_iter, tol,
+                                          stats=True)
+                sst = part if sst is None else sst + part
+                if progress is not None:
+                    progress.update(b - a)
+            new = beta * np.asarray(_to_host(sst), dtype=np.float64).T + topic_word_prior
+            beta = new / new.sum(1, keepdims=True)
+    return beta
 
 
 def split_counts(X: sp.csr_matrix, fraction: float = 0.5, random_state=0):

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 from .._validation import check_random_state
 from ._counts import CountMatrix, _from_host, _to_host, as_count_matrix, is_count_input
 from ._decompose import DECOMPOSITIONS, decomposition_residual
-from ._inference import document_completion_loglik, variational_doc_topics
+from ._inference import document_completion_loglik, refine_topics, variational_doc_topics
 from ._moments import (
     MomentSums,
     accumulate_moment_sums,
@@ -167,6 +167,14 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     batch_size : int or None, default None
         Documents per batch when reading the counts; ``None`` picks it so a
         batch needs about 64 MB.
+    refine_passes : int, default 0
+        Variational EM passes over the corpus after the spectral fit, starting
+        from its topics with α held fixed (each pass: 5 updates per document,
+        then ``β ∝ 0.01 + expected counts``). 0 keeps the pure method-of-
+        moments estimate. A few passes trade speed for coherence and
+        held-out likelihood on real text, where the LDA model fits less well
+        than on synthetic data; ``partial_fit`` never refines (it has only
+        its chunk).
     max_doc_update_iter : int, default 100
         Iterations of the per-document variational update in ``transform``.
     mean_change_tol : float, default 1e-3
@@ -245,6 +253,7 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "oversampling": _int(0),
         "n_power_iter": _int(0),
         "batch_size": _optional(_int(1)),
+        "refine_passes": _int(0),
         "max_doc_update_iter": _int(1),
         "mean_change_tol": _real(0.0),
         "validation_fraction": _real(0.0, 1.0, low_open=True, high_open=True),
@@ -254,9 +263,9 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def __init__(self, n_topics=10, *, alpha0=1.0, alpha0_grid=(0.1, 0.3, 1.0, 3.0, 10.0),
                  decomposition="als", n_restarts=10, max_iter=100, tol=1e-10,
-                 oversampling=20, n_power_iter=2, batch_size=None, max_doc_update_iter=100,
-                 mean_change_tol=1e-3, validation_fraction=0.1, random_state=None,
-                 verbose=False):
+                 oversampling=20, n_power_iter=2, batch_size=None, refine_passes=0,
+                 max_doc_update_iter=100, mean_change_tol=1e-3, validation_fraction=0.1,
+                 random_state=None, verbose=False):
         self.n_topics = n_topics
         self.alpha0 = alpha0
         self.alpha0_grid = alpha0_grid
@@ -267,6 +276,7 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.oversampling = oversampling
         self.n_power_iter = n_power_iter
         self.batch_size = batch_size
+        self.refine_passes = refine_passes
         self.max_doc_update_iter = max_doc_update_iter
         self.mean_change_tol = mean_change_tol
         self.validation_fraction = validation_fraction
@@ -349,6 +359,11 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self._validation = self._validation_split(C, rng, Q, Q_host, batch)
         self._seed = int(rng.integers(2**31 - 1))
         self._finalize()
+        if self.refine_passes:
+            with self._progress(C.n_docs * self.refine_passes, "TensorLDA refine") as bar:
+                self.components_ = refine_topics(C, self.components_, self.alpha_,
+                                                 self.refine_passes, progress=bar)
+            self.n_iter_ += self.refine_passes
         return self
 
     def partial_fit(self, X, y=None):

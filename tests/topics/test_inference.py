@@ -100,3 +100,21 @@ def test_loglik_rejects_bad_models(corpus):
         document_completion_loglik(X, topics, 0.0)
     with pytest.raises(ValueError, match="X has 80 words"):
         document_completion_loglik(X, topics[:, :70], alpha)
+
+
+def test_refine_topics_improves_a_perturbed_start(corpus):
+    from tensornet.topics._inference import refine_topics
+
+    X, topics, alpha = corpus
+    rng = np.random.default_rng(0)
+    start = topics + 0.01 * rng.random(topics.shape)
+    start /= start.sum(1, keepdims=True)
+    C = as_count_matrix(X)
+    refined = refine_topics(C, start, alpha, 3)
+    np.testing.assert_allclose(refined.sum(1), 1.0)
+    assert np.abs(refined - topics).sum() < np.abs(start - topics).sum()
+    assert document_completion_loglik(X, refined, alpha) > document_completion_loglik(
+        X, start, alpha)
+    torch = pytest.importorskip("torch")
+    via_torch = refine_topics(as_count_matrix(torch.as_tensor(X.toarray())), start, alpha, 3)
+    np.testing.assert_allclose(via_torch, refined, rtol=1e-9, atol=1e-12)

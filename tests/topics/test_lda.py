@@ -280,7 +280,7 @@ def test_rejects_unsupported_numbers_of_topics(small):
     ("batch_size", 0, ValueError), ("alpha0_grid", (), ValueError),
     ("alpha0_grid", (1.0, -2.0), ValueError), ("validation_fraction", 1.0, ValueError),
     ("random_state", "seed", TypeError), ("verbose", "yes", TypeError),
-    ("max_iter", 0, ValueError), ("tol", -1.0, ValueError),
+    ("max_iter", 0, ValueError), ("tol", -1.0, ValueError), ("refine_passes", -1, ValueError),
 ])
 def test_rejects_bad_parameters(small, param, value, exc):
     X, _, _ = small
@@ -319,3 +319,16 @@ SKIPPED_CHECKS = {
                          expected_failed_checks=lambda est: SKIPPED_CHECKS)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_refine_passes_polish_the_spectral_topics(small):
+    # 400 documents: the moments are noisy, and EM passes from the spectral topics help
+    X, topics, alpha = small
+    pure = TensorLDA(4, random_state=0).fit(X[:400])
+    refined = TensorLDA(4, random_state=0, refine_passes=2).fit(X[:400])
+    assert refined.n_iter_ == pure.n_iter_ + 2
+    np.testing.assert_array_equal(refined.alpha_, pure.alpha_)
+    np.testing.assert_allclose(refined.components_.sum(1), 1.0)
+    assert refined.score(X[2500:]) > pure.score(X[2500:])
+    assert match_topics(topics, refined.components_).mean_l1 < match_topics(
+        topics, pure.components_).mean_l1
