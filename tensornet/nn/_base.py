@@ -23,8 +23,8 @@ from torch import nn
 
 from ..contraction import contract_plan
 
-__all__ = ["RankDim", "FactorizedModule", "balanced_factors", "resolve_feature_shapes",
-           "COST_MODEL"]
+__all__ = ["RankDim", "FactorizedModule", "Cost", "balanced_factors",
+           "resolve_feature_shapes", "COST_MODEL"]
 
 
 # --------------------------------------------------------------------------- shapes
@@ -151,84 +151,192 @@ def resolve_feature_shapes(in_features: int, out_features: int, in_shape=None, o
 
 # --------------------------------------------------------------------------- cost model
 class _CostModel:
-    """Estimated time of a forward path, in FLOP-equivalents.
+    """Constants of the cost model that ranks forward paths (per device type).
 
-    ``cost = flops + alpha * elements_moved + beta * n_ops``: ``alpha`` is
-    how many FLOPs the device does in the time it moves one element through
-    memory, ``beta`` how many it does in the time of one operator call
-    (Python + dispatch + kernel launch). A path with few large matrix
-    products beats one with many small ones at equal FLOPs, and the FLOP
-    count decides once the work is large. The values are rough averages of
-    what recent CPUs and GPUs do (measured for this project on a 2-core x86
-    server and taken from H100 specifications); they only have to rank
-    paths, not predict times.
+    The estimated time of a path, in FLOP-equivalents, is the sum over its
+    steps of a roofline term, ``max(flops, alpha * elements_moved * pen)``,
+    plus ``beta`` per operator call (Python, dispatch and launch overhead)
+    and ``delta`` per small matrix inside a batched matrix product. ``pen``
+    is ``max(1, 16 / n)`` for a matrix product whose output rows have ``n <
+    16`` elements (vector units then run mostly empty). ``alpha`` is how
+    many FLOPs the device does in the time it moves one element through
+    memory. The values were measured on the 2-core x86 server this project
+    is developed on (single-thread MKL, PyTorch 2.x eager) and taken from
+    H100 specifications for CUDA; they only have to rank paths correctly,
+    not predict times, and may be tuned through :data:`COST_MODEL`.
     """
 
     def __init__(self):
-        self.alpha = {"cpu": 12.0, "cuda": 60.0}
-        self.beta = {"cpu": 1.5e5, "cuda": 2.5e8}
+        self.alpha = {"cpu": 20.0, "cuda": 60.0}
+        self.beta = {"cpu": 1.0e5, "cuda": 2.5e8}
+        self.delta = {"cpu": 5.0e3, "cuda": 0.0}
+        self.narrow = {"cpu": 16, "cuda": 1}
 
-    def __call__(self, flops: float, moved: float, n_ops: float, device_type: str) -> float:
-        a = self.alpha.get(device_type, self.alpha["cuda"])
-        b = self.beta.get(device_type, self.beta["cuda"])
-        return float(flops) + a * float(moved) + b * float(n_ops)
+    def params(self, device_type):
+        d = device_type if device_type in self.alpha else "cuda"
+        return self.alpha[d], self.beta[d], self.delta[d], self.narrow[d]
 
 
-#: The cost model used to choose forward paths (attributes ``alpha`` and ``beta``
-#: are per device type and may be tuned).
+#: The cost model used to choose forward paths.
 COST_MODEL = _CostModel()
 
 
-def choose(candidates, device_type: str, implementation: str = "auto"):
-    """Pick the cheapest ``(program, flops, moved, n_ops, kind)`` candidate.
+class Cost:
+    """Accumulated cost estimate of a forward path on one device type.
+
+    Attributes
+    ----------
+    flops : int
+        Floating-point operations (a multiply-add counts 2).
+    units : float
+        Estimated time in FLOP-equivalents (see :class:`_CostModel`).
+    """
+
+    __slots__ = ("flops", "units", "_p", "_g")
+
+    def __init__(self, device_type: str, grad: bool = False):
+        self.flops = 0
+        self.units = 0.0
+        self._p = COST_MODEL.params(device_type)
+        # with autograd, the backward pass is part of the cost: a matrix product costs
+        # about three, a broadcast product (whose backward reduces over the broadcast
+        # dimensions) about five, a copy two forward passes
+        self._g = grad
+
+    def gemm(self, m: int, k: int, n: int, batch: int = 1, calls: int = 1, shared: str = ""):
+        """A (batched) matrix product ``(m, k) @ (k, n)``; ``shared`` names an operand
+        (``'a'`` or ``'b'``) that is the same for every matrix of the batch."""
+        alpha, beta, delta, narrow = self._p
+        f = 2 * batch * m * k * n
+        moved = batch * m * n + (m * k if "a" in shared else batch * m * k) \
+            + (k * n if "b" in shared else batch * k * n)
+        pen = max(1.0, narrow / max(n, 1))
+        units = max(float(f), alpha * moved * pen)
+        if batch > 1:
+            units += delta * batch * pen * pen
+        if self._g:
+            units *= 3
+            calls *= 2.5
+            if batch > 1 and shared:  # the shared operand's gradient is summed over the batch
+                units += 2 * alpha * batch * (m * k if "a" in shared else k * n)
+        self.flops += f
+        self.units += units + beta * calls
+        return self
+
+    def elementwise(self, n_out: int, n_in: int, flops: int = 0, calls: int = 1):
+        """An elementwise / broadcast / reduction operation."""
+        alpha, beta, _, _ = self._p
+        self.flops += flops
+        g = (5, 2.5) if self._g else (1, 1)
+        self.units += g[0] * max(float(flops), alpha * (n_out + n_in)) + g[1] * beta * calls
+        return self
+
+    def op(self, flops: int, moved: int, calls: int = 1):
+        """Any other operation (e.g. a convolution): roofline of its FLOPs and memory traffic."""
+        alpha, beta, _, _ = self._p
+        self.flops += flops
+        g = (3, 2.5) if self._g else (1, 1)
+        self.units += g[0] * max(float(flops), alpha * moved) + g[1] * beta * calls
+        return self
+
+    def copy(self, n: int, calls: int = 1):
+        """A permuted copy of ``n`` elements."""
+        alpha, beta, _, _ = self._p
+        g = (2, 2.5) if self._g else (1, 1)
+        self.units += g[0] * 2.5 * alpha * n + g[1] * beta * calls
+        return self
+
+    def call(self, calls: int = 1):
+        """Operator calls that move no data (views, reshapes)."""
+        self.units += self._p[1] * calls * (2.5 if self._g else 1)
+        return self
+
+    def add(self, other: "Cost"):
+        self.flops += other.flops
+        self.units += other.units
+        return self
+
+
+def choose(candidates, device_type: str = "cpu", implementation: str = "auto"):
+    """Pick the cheapest ``(program, cost, kind)`` candidate.
 
     ``implementation`` restricts the choice to candidates whose kind is
     ``'factorized'`` or ``'dense'``; ``'auto'`` allows both.
     """
     best = None
-    for prog, flops, moved, n_ops, kind in candidates:
+    for prog, cost, kind in candidates:
         if implementation != "auto" and kind != implementation:
             continue
-        c = COST_MODEL(flops, moved, n_ops, device_type)
-        if best is None or c < best[0]:
-            best = (c, prog)
+        if best is None or cost.units < best[0]:
+            best = (cost.units, prog)
     return best[1]
 
 
-# --------------------------------------------------------------------------- plan programs
-def plan_program(subscripts: str, *shapes, optimize="auto"):
-    """Plan a contraction and return ``(steps, flops, moved, n_ops)``.
+def khatri_rao_cost(cost: Cost, sizes: Sequence[int], rank: int) -> Cost:
+    """Add the cost of :func:`khatri_rao` on ``(s_k, rank)`` factors."""
+    rows = sizes[0]
+    for s in sizes[1:]:
+        cost.elementwise(rows * s * rank, rows * rank + s * rank, flops=rows * s * rank,
+                         calls=3)
+        rows *= s
+    return cost
 
-    ``steps`` is the plan as a tuple of plain values, run by
-    :func:`run_steps`.
+
+def kron_cost(cost: Cost, sizes: Sequence[int], ranks: Sequence[int]) -> Cost:
+    """Add the cost of :func:`kron` on ``(s_k, r_k)`` factors."""
+    rows, cols = sizes[0], ranks[0]
+    for s, r in zip(sizes[1:], ranks[1:]):
+        cost.gemm(rows * cols, 1, s * r, calls=3)
+        cost.copy(rows * cols * s * r, calls=2)
+        rows, cols = rows * s, cols * r
+    return cost
+
+
+# --------------------------------------------------------------------------- plan programs
+def plan_program(subscripts: str, *shapes, device_type: str = "cpu", grad: bool = False,
+                 optimize="auto"):
+    """Plan a contraction; return ``(program, cost)``.
+
+    ``program`` is the plan as a tuple of plain values, run by
+    :func:`run_steps`; ``cost`` a :class:`Cost`.
     """
     plan = contract_plan(subscripts, *shapes, optimize=optimize)
+    cost = Cost(device_type, grad)
     # The compiled steps of a ContractionPlan are read here so that they can
     # be cached as constants (torch.compile cannot trace plan building).
     if plan._direct:
         steps = (("einsum", tuple(range(len(shapes))), plan.subscripts),)
-        moved = sum(math.prod(s) for s in shapes) + math.prod(plan.output_shape)
-        return (steps, None), plan.flops, moved, 1
-    steps, moved, n_ops = [], 0, 0
+        cost.elementwise(math.prod(plan.output_shape), sum(math.prod(s) for s in shapes),
+                         flops=plan.flops)
+        return (steps, None), cost
+    steps = []
     for s in plan._steps:
         if hasattr(s, "a_shape"):
             steps.append(("pair", s.i, s.j, s.a_sum, s.b_sum, s.a_perm, s.b_perm,
                           s.a_shape, s.b_shape, s.a_t, s.b_t, s.swap, s.out_shape))
-            sa, sb, so = math.prod(s.a_shape), math.prod(s.b_shape), math.prod(s.out_shape)
-            moved += sa + sb + so
-            n_ops += 1
-            for perm, size in ((s.a_perm, sa), (s.b_perm, sb)):
+            ra, ca = s.a_shape[-2:]
+            rb, cb = s.b_shape[-2:]
+            if s.a_t:
+                ra, ca = ca, ra
+            if s.b_t:
+                rb, cb = cb, rb
+            batch = math.prod(s.a_shape[:-2])
+            m, k, n = (rb, cb, ca) if s.swap else (ra, ca, cb)
+            cost.gemm(m, k, n, batch=batch, calls=4)
+            for perm, shp in ((s.a_perm, s.a_shape), (s.b_perm, s.b_shape)):
                 if perm is not None:
-                    moved += 2 * size
-                    n_ops += 1
+                    cost.copy(math.prod(shp))
+            for summed in (s.a_sum, s.b_sum):
+                if summed:
+                    cost.call()
         else:
             steps.append(("einsum", tuple(s.positions), s.equation))
-            n_ops += 1
+            cost.elementwise(0, 0, calls=3)
     final = plan._final_perm
     if final is not None:
-        moved += 2 * math.prod(plan.output_shape)
-        n_ops += 1
-    return (tuple(steps), final), plan.flops, moved, n_ops
+        cost.copy(math.prod(plan.output_shape))
+    cost.flops = plan.flops
+    return (tuple(steps), final), cost
 
 
 def run_steps(program, operands):
@@ -283,37 +391,19 @@ def khatri_rao(factors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def kron(factors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Kronecker product of ``(s_k, r_k)`` matrices -> ``(prod s_k, prod r_k)``."""
+    """Kronecker product of ``(s_k, r_k)`` matrices -> ``(prod s_k, prod r_k)``.
+
+    Each step is an outer product (a rank-1 matrix product) followed by one
+    permuted copy, whose backward pass is about twice as fast as that of
+    a 4-D broadcast multiplication.
+    """
     out = factors[0]
     for f in factors[1:]:
-        out = (out[:, None, :, None] * f[None, :, None, :]).reshape(
-            out.shape[0] * f.shape[0], out.shape[1] * f.shape[1])
+        a, r = out.shape
+        b, s = f.shape
+        out = (out.reshape(-1, 1) @ f.reshape(1, -1)).reshape(a, r, b, s).permute(
+            0, 2, 1, 3).reshape(a * b, r * s)
     return out
-
-
-def khatri_rao_cost(sizes: Sequence[int], rank: int) -> tuple[int, int, int]:
-    """``(flops, elements moved, ops)`` of :func:`khatri_rao` on ``(s_k, rank)`` factors."""
-    flops = moved = ops = 0
-    rows = sizes[0]
-    for s in sizes[1:]:
-        rows *= s
-        flops += rows * rank
-        moved += 2 * rows * rank
-        ops += 1
-    return flops, moved, ops
-
-
-def kron_cost(sizes: Sequence[int], ranks: Sequence[int]) -> tuple[int, int, int]:
-    """``(flops, elements moved, ops)`` of :func:`kron` on ``(s_k, r_k)`` factors."""
-    flops = moved = ops = 0
-    rows, cols = sizes[0], ranks[0]
-    for s, r in zip(sizes[1:], ranks[1:]):
-        rows *= s
-        cols *= r
-        flops += rows * cols
-        moved += 2 * rows * cols
-        ops += 1
-    return flops, moved, ops
 
 
 # --------------------------------------------------------------------------- init helpers
@@ -386,8 +476,9 @@ class FactorizedModule(nn.Module):
 
     Subclasses define ``_spec()`` (a tuple of plain values describing the
     layer's static configuration), the static method
-    ``_make_program(spec, shape)`` (choose the forward path for one input
-    shape), ``_run(program, x)`` (execute it), ``dense_weight()``,
+    ``_candidates(spec, shape, cached)`` (the possible forward paths for one
+    input shape with their estimated costs; ``cached`` tells whether
+    products of factors are cached, as they are without autograd), ``_run(program, x)`` (execute it), ``dense_weight()``,
     ``dense_params``, ``rank_dims()`` and ``_with_parameters(params)``.
     """
 
@@ -401,9 +492,16 @@ class FactorizedModule(nn.Module):
         self.implementation = implementation
         self.approximation_error = None
         self._programs: dict = {}
+        self._programs_ng: dict = {}
+        self._products: dict = {}
         self._spec_cache = None  # set by clear_plans() at the end of the subclass __init__
 
     # ----------------------------------------------------------------- programs
+    @classmethod
+    def _make_program(cls, spec, shape, cached=False):
+        """The cheapest of ``cls._candidates(spec, shape, cached)`` under the cost model."""
+        return choose(cls._candidates(spec, shape, cached), spec[1], spec[2])
+
     def _device_type(self) -> str:
         for p in self.parameters():
             return p.device.type
@@ -419,11 +517,31 @@ class FactorizedModule(nn.Module):
     def _compute_spec(self) -> tuple:
         return (type(self).__name__, self._device_type(), self.implementation) + self._spec()
 
-    def _program(self, shape) -> tuple:
+    def _program(self, shape, grad: bool) -> tuple:
         key = tuple(int(s) for s in shape)
-        prog = _program_for(self.spec, key)
-        self._programs[shape] = prog
+        prog = _program_for(self.spec, key, not grad)
+        (self._programs if grad else self._programs_ng)[shape] = prog
         return prog
+
+    def _cached_product(self, name: str, params, fn):
+        """``fn()``, cached between calls while autograd is off and ``params`` are unchanged.
+
+        Products of factors that do not depend on the input (Khatri–Rao and
+        Kronecker matrices) are rebuilt on every call when gradients are
+        recorded, and kept otherwise (inference): the cache is keyed on each
+        parameter's storage and version counter, which every in-place update
+        (optimizer step, ``load_state_dict``) increments.
+        """
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return fn()
+        key = tuple((p.data_ptr(), p._version) for p in params) \
+            + (torch.is_inference_mode_enabled(),)
+        hit = self._products.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = fn()
+        self._products[name] = (key, value)
+        return value
 
     def forward(self, x):
         if torch.compiler.is_compiling():
@@ -432,9 +550,10 @@ class FactorizedModule(nn.Module):
             # one that works for every size, chosen for nominal sizes (see _make_program).
             prog = _compiled_program(self.spec, x.dim())
         else:
-            prog = self._programs.get(x.shape)
+            grad = torch.is_grad_enabled()
+            prog = (self._programs if grad else self._programs_ng).get(x.shape)
             if prog is None:
-                prog = self._program(x.shape)
+                prog = self._program(x.shape, grad)
         return self._run(prog, x)
 
     def _apply(self, fn, *args, **kwargs):
@@ -445,6 +564,8 @@ class FactorizedModule(nn.Module):
     def clear_plans(self) -> None:
         """Forget the cached forward paths (they are re-planned on the next call)."""
         self._programs = {}
+        self._programs_ng = {}
+        self._products = {}
         self._spec_cache = self._compute_spec()
 
     def __setattr__(self, name, value):
@@ -457,9 +578,13 @@ class FactorizedModule(nn.Module):
             return
         super().__setattr__(name, value)
 
-    def path(self, input_shape) -> str:
-        """Name of the forward path chosen for an input of ``input_shape``."""
-        return _program_for(self.spec, tuple(int(s) for s in input_shape))[0]
+    def path(self, input_shape, grad: bool = True) -> str:
+        """Name of the forward path chosen for an input of ``input_shape``.
+
+        ``grad=False`` gives the path used without autograd (where products
+        of factors are cached between calls).
+        """
+        return _program_for(self.spec, tuple(int(s) for s in input_shape), not grad)[0]
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -570,13 +695,13 @@ def register(cls):
     return cls
 
 
-def _program_for(spec, shape):
-    key = (spec, shape)
+def _program_for(spec, shape, cached=False):
+    key = (spec, shape, cached)
     prog = _GLOBAL_PROGRAMS.get(key)
     if prog is None:
         if len(_GLOBAL_PROGRAMS) > 4096:
             _GLOBAL_PROGRAMS.clear()
-        prog = _REGISTRY[spec[0]]._make_program(spec, shape)
+        prog = _REGISTRY[spec[0]]._make_program(spec, shape, cached)
         _GLOBAL_PROGRAMS[key] = prog
     return prog
 

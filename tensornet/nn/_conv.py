@@ -33,10 +33,10 @@ from torch import nn
 from .._validation import check_int
 from ..decomposition._common import cp_max_rank, resolve_tt_rank
 from ._base import (
+    Cost,
     FactorizedModule,
     RankDim,
     balance_norms,
-    choose,
     dense_init_variance,
     init_bias_,
     register,
@@ -202,7 +202,7 @@ class _FactorizedConv2d(FactorizedModule):
 
     # ----------------------------------------------------------------- programs
     @classmethod
-    def _make_program(cls, spec, shape):
+    def _candidates(cls, spec, shape, cached=False):
         dev, impl = spec[1], spec[2]
         S, T, (kh, kw), stride, conv_pad, dil, G, prepad = spec[3:11]
         if len(shape) not in (3, 4) or shape[-3] not in (S, None):
@@ -221,18 +221,18 @@ class _FactorizedConv2d(FactorizedModule):
             raise ValueError(f"input of shape {tuple(shape)} is smaller than the (dilated) "
                              f"kernel {kh}x{kw} (dilation {dil}, padding {conv_pad if prepad is None else prepad})")
         # factorized path: the sequence of convolutions
-        flops = moved = 0
-        convs = cls._seq_convs(spec)
+        seq = Cost(dev, grad=not cached)
         h, w = H, W
-        for cin, cout, k, s, d, g in convs:
-            f, m, h, w = _conv_cost(B, cin, cout, h, w, k[0], k[1], s, d, g)
-            flops += f
-            moved += m
-        seq = (("conv_seq", flops), flops, moved, len(convs), "factorized")
+        for cin, cout, k, st, d, g in cls._seq_convs(spec):
+            f, m, h, w = _conv_cost(B, cin, cout, h, w, k[0], k[1], st, d, g)
+            seq.op(f, m, calls=2)
+        dense = Cost(dev, grad=not cached)
         rf, rm, ro = cls._rebuild_cost(spec)
-        df, dm, _, _ = _conv_cost(B, S, T, H, W, kh, kw, stride, dil, G)
-        dense = (("conv_dense", df + rf), df + rf, dm + rm, ro + 1, "dense")
-        return choose([seq, dense], dev, impl)
+        dense.op(rf, rm, calls=ro)
+        f, m, _, _ = _conv_cost(B, S, T, H, W, kh, kw, stride, dil, G)
+        dense.op(f, m, calls=2)
+        return [(("conv_seq", seq.flops), seq, "factorized"),
+                (("conv_dense", dense.flops), dense, "dense")]
 
     def _run(self, prog, x):
         if self._prepad is not None:

@@ -26,10 +26,10 @@ from torch import nn
 from .._validation import check_int
 from ..decomposition._common import resolve_cp_rank, resolve_tt_rank, resolve_tucker_rank
 from ._base import (
+    Cost,
     FactorizedModule,
     RankDim,
     balance_norms,
-    choose,
     dense_init_variance,
     init_bias_,
     khatri_rao,
@@ -251,39 +251,93 @@ class CPLinear(_FactorizedLinear):
                 self.rank[0], self.bias is not None)
 
     @staticmethod
-    def _make_program(spec, shape):
-        _, dev, impl, N, M, in_shape, out_shape, R, _ = spec
+    def _candidates(spec, shape, cached=False):
+        _, dev, _, N, M, in_shape, out_shape, R, has_bias = spec
+        C = lambda: Cost(dev, grad=not cached)  # noqa: E731
         B, _ = _FactorizedLinear._batch(N, shape)
         two_d = len(shape) == 2
-        fi, mi, oi = khatri_rao_cost(in_shape, R)
-        fo, mo, oo = khatri_rao_cost(out_shape, R)
-        build = (fi + fo, mi + mo, oi + oo)
-        lowrank = (("cp_lowrank", 2 * B * R * (N + M) + build[0], two_d),
-                   2 * B * R * (N + M) + build[0],
-                   build[1] + B * N + N * R + 2 * B * R + M * R + B * M,
-                   build[2] + 2, "factorized")
-        dflops = 2 * M * N * R + 2 * B * M * N + build[0]
-        dense = (("cp_dense", dflops, two_d), dflops,
-                 build[1] + (M + N) * R + M * N + _dense_fallback_moved(B, M, N),
-                 build[2] + 2, "dense")
-        return choose([lowrank, dense], dev, impl)
 
-    def _run(self, prog, x):
-        kind, _, two_d = prog
+        def sides(cached):
+            # input side: x @ KR(B) (one GEMM), or a GEMM over the last mode followed by
+            # multiply-and-sum over the others (no Khatri-Rao matrix: cheaper for a small batch)
+            c = C()
+            if not cached:
+                khatri_rao_cost(c, in_shape, R)
+            ins = {"kr": c.gemm(B, N, R)}
+            if len(in_shape) > 1:
+                rows = B * N // in_shape[-1]
+                c = C().gemm(rows, in_shape[-1], R, calls=2)
+                for n in in_shape[-2::-1]:
+                    c.elementwise(rows * R, rows * R + n * R, flops=rows * R, calls=2)
+                    c.elementwise(rows // n * R, rows * R, flops=rows * R)
+                    rows //= n
+                ins["seq"] = c
+            # output side: z @ KR(A).T, or outer products with all but the last factor
+            # followed by one GEMM with the last
+            c = C()
+            if not cached:
+                khatri_rao_cost(c, out_shape, R)
+            outs = {"kr": c.gemm(B, R, M)}
+            if len(out_shape) > 1:
+                c, rows = C(), B
+                for m in out_shape[:-1]:
+                    c.elementwise(rows * m * R, rows * R + m * R, flops=rows * m * R, calls=3)
+                    rows *= m
+                c.gemm(rows, R, out_shape[-1], calls=3)
+                if has_bias:
+                    c.elementwise(B * M, B * M + M)
+                outs["seq"] = c
+            return ins, outs
+
+        full = sides(False)
+        now = sides(True) if cached else full
+        cands = []
+        for ik in full[0]:
+            for ok in full[1]:
+                flops = full[0][ik].flops + full[1][ok].flops
+                cost = C().add(now[0][ik]).add(now[1][ok]).call(2)
+                cands.append((("cp", flops, two_d, ik, ok), cost, "factorized"))
+        c = C()
+        if not cached:
+            khatri_rao_cost(c, in_shape, R)
+            khatri_rao_cost(c, out_shape, R)
+        c.gemm(M, R, N).gemm(B, N, M, calls=2)
+        flops = c.flops if not cached else khatri_rao_cost(khatri_rao_cost(
+            C(), in_shape, R), out_shape, R).flops + c.flops
+        cands.append((("cp_dense", flops, two_d), c, "dense"))
+        return cands
+
+    def _kr(self, side):
         fs = tuple(self.factors)
         p = len(self.out_shape)
-        kr_out = khatri_rao(fs[:p])
-        kr_in = khatri_rao(fs[p:])
-        x2 = x if two_d else x.reshape(-1, self.in_features)
-        if kind == "cp_lowrank":
-            z = x2 @ kr_in
-            if self.bias is None:
-                y = z @ kr_out.T
-            else:
-                y = torch.addmm(self.bias, z, kr_out.T)
+        part = fs[:p] if side == "out" else fs[p:]
+        return self._cached_product("kr_" + side, part, lambda: khatri_rao(part))
+
+    def _run(self, prog, x):
+        x2 = x if prog[2] else x.reshape(-1, self.in_features)
+        if prog[0] == "cp_dense":
+            w = self._kr("out") @ self._kr("in").T
+            return self._finish(nn.functional.linear(x2, w, self.bias), x, prog[2])
+        _, _, two_d, in_mode, out_mode = prog
+        fs = tuple(self.factors)
+        p, R = len(self.out_shape), self.rank[0]
+        if in_mode == "kr":
+            z = x2 @ self._kr("in")
         else:
-            w = kr_out @ kr_in.T
-            y = nn.functional.linear(x2, w, self.bias)
+            n = self.in_shape
+            z = x2.reshape(-1, n[-1]) @ fs[-1]
+            for l in range(len(n) - 2, -1, -1):
+                z = (z.reshape(-1, n[l], R) * fs[p + l]).sum(1)
+        if out_mode == "kr":
+            kr_out = self._kr("out")
+            y = z @ kr_out.T if self.bias is None else torch.addmm(self.bias, z, kr_out.T)
+        else:
+            u = z
+            for k in range(p - 1):
+                u = (u[:, None, :] * fs[k]).reshape(-1, R)
+            y = (u @ fs[p - 1].T).reshape(-1, self.out_features)
+            if self.bias is not None:
+                y = y + self.bias
         return self._finish(y, x, two_d)
 
     def dense_weight(self) -> torch.Tensor:
@@ -511,37 +565,44 @@ class TuckerLinear(_FactorizedLinear):
                 self.out_ranks, self.in_ranks, self.bias is not None)
 
     @staticmethod
-    def _make_program(spec, shape):
-        _, dev, impl, N, M, in_shape, out_shape, out_ranks, in_ranks, _ = spec
+    def _candidates(spec, shape, cached=False):
+        _, dev, _, N, M, in_shape, out_shape, out_ranks, in_ranks, has_bias = spec
+        C = lambda: Cost(dev, grad=not cached)  # noqa: E731
         B, symbolic = _FactorizedLinear._batch(N, shape)
         two_d = len(shape) == 2
         Pn, Pm = math.prod(in_ranks), math.prod(out_ranks)
-        fi, mi, oi = kron_cost(in_shape, in_ranks)
-        fo, mo, oo = kron_cost(out_shape, out_ranks)
+
+        def chain(merge_in, merge_out, cached):
+            # x @ K_in @ G.T @ K_out.T with products of factors merged ahead of time
+            # (those, and the Kronecker matrices, are kept between calls when ``cached``)
+            c = C()
+            if not cached or (merge_in and merge_out):
+                kron_cost(c, in_shape, in_ranks)
+                kron_cost(c, out_shape, out_ranks)
+            if merge_in and merge_out:
+                if N * Pn * Pm + N * Pm * M <= M * Pm * Pn + M * Pn * N:
+                    c.gemm(N, Pn, Pm).gemm(M, Pm, N)
+                else:
+                    c.gemm(M, Pm, Pn).gemm(M, Pn, N)
+                return c.gemm(B, N, M, calls=2)
+            if merge_in:
+                if not cached:
+                    c.gemm(N, Pn, Pm)
+                return c.gemm(B, N, Pm).gemm(B, Pm, M, calls=2)
+            if merge_out:
+                if not cached:
+                    c.gemm(M, Pm, Pn)
+                return c.gemm(B, N, Pn).gemm(B, Pn, M, calls=2)
+            return c.gemm(B, N, Pn).gemm(B, Pn, Pm).gemm(B, Pm, M, calls=2)
+
         cands = []
-        # chains of matrix products: x @ K_in @ G.T @ K_out.T, with products merged ahead
-        chains = {
-            (False, False): (2 * B * (N * Pn + Pn * Pm + Pm * M), 0,
-                             B * N + N * Pn + 2 * B * Pn + Pn * Pm + 2 * B * Pm + Pm * M + B * M,
-                             3),
-            (True, False): (2 * B * (N * Pm + Pm * M), 2 * N * Pn * Pm,
-                            N * Pn + Pn * Pm + N * Pm + B * N + N * Pm + 2 * B * Pm + Pm * M
-                            + B * M, 3),
-            (False, True): (2 * B * (N * Pn + Pn * M), 2 * M * Pm * Pn,
-                            M * Pm + Pm * Pn + M * Pn + B * N + N * Pn + 2 * B * Pn + Pn * M
-                            + B * M, 3),
-            (True, True): (2 * B * M * N, min(2 * N * Pn * Pm + 2 * N * Pm * M,
-                                              2 * M * Pm * Pn + 2 * M * Pn * N),
-                           N * Pn + Pn * Pm + M * Pm + N * max(Pm, Pn) + M * N
-                           + _dense_fallback_moved(B, M, N), 3),
-        }
-        for (mi_, mo_), (per_batch, fixed, moved, ops) in chains.items():
-            flops = per_batch + fixed + fi + fo
-            kind = "dense" if (mi_ and mo_) else "factorized"
-            cands.append((("tucker_chain", flops, two_d, mi_, mo_), flops, moved + mi + mo,
-                          ops + oi + oo, kind))
+        for mi in (False, True):
+            for mo in (False, True):
+                flops = chain(mi, mo, False).flops
+                cands.append((("tucker_chain", flops, two_d, mi, mo), chain(mi, mo, cached),
+                              "dense" if (mi and mo) else "factorized"))
         if symbolic:  # the planned contraction below is specific to one batch size
-            return choose(cands, dev, impl)
+            return cands
         # mode-by-mode contraction of the input (no Kronecker matrices)
         p, q = len(out_shape), len(in_shape)
         lo, li, ro, ri = symbols(p, 1), symbols(q, 1 + p), symbols(p, 1 + p + q), \
@@ -551,10 +612,12 @@ class TuckerLinear(_FactorizedLinear):
         shapes = [(B,) + tuple(in_shape)] + [(s, r) for s, r in zip(in_shape, in_ranks)] \
             + [tuple(out_ranks) + tuple(in_ranks)] + [(s, r) for s, r in zip(out_shape,
                                                                               out_ranks)]
-        steps, flops, moved, n_ops = plan_program(eq, *shapes)
-        cands.append((("tucker_plan", flops, two_d, steps, shapes[0]), flops, moved, n_ops,
+        steps, cost = plan_program(eq, *shapes, device_type=dev, grad=not cached)
+        if has_bias:
+            cost.elementwise(B * M, B * M + M)
+        cands.append((("tucker_plan", cost.flops, two_d, steps, shapes[0]), cost.call(2),
                       "factorized"))
-        return choose(cands, dev, impl)
+        return cands
 
     def _run(self, prog, x):
         kind, _, two_d = prog[:3]
@@ -570,20 +633,22 @@ class TuckerLinear(_FactorizedLinear):
         merge_in, merge_out = prog[3], prog[4]
         Pm, Pn = math.prod(self.out_ranks), math.prod(self.in_ranks)
         g = self.core.reshape(Pm, Pn)
-        k_in = kron(fs[p:])
-        k_out = kron(fs[:p])
+        params = fs + (self.core,)
+        k_in = self._cached_product("k_in", fs[p:], lambda: kron(fs[p:]))
+        k_out = self._cached_product("k_out", fs[:p], lambda: kron(fs[:p]))
         x2 = x if two_d else x.reshape(-1, self.in_features)
         if merge_in and merge_out:
             w = self._chain_weight(k_out, g, k_in)
             y = nn.functional.linear(x2, w, self.bias)
         else:
             if merge_in:
-                z = x2 @ (k_in @ g.T)
+                z = x2 @ self._cached_product("k_in_g", params, lambda: k_in @ g.T)
             else:
                 z = x2 @ k_in
                 if not merge_out:
                     z = z @ g.T
-            right = (k_out @ g) if merge_out else k_out
+            right = self._cached_product("k_out_g", params, lambda: k_out @ g) \
+                if merge_out else k_out
             y = z @ right.T if self.bias is None else torch.addmm(self.bias, z, right.T)
         return self._finish(y, x, two_d)
 
@@ -784,28 +849,9 @@ class TTLinear(_FactorizedLinear):
         return b, o, i, cores
 
     @staticmethod
-    def _sweep_cost(B, in_shape, out_shape, ranks, direction):
-        """FLOPs, elements moved and ops of a core-by-core sweep (see ``_sweep``)."""
-        d = len(in_shape)
-        n, m, r = in_shape, out_shape, ranks
-        flops = moved = 0
-        order = range(d - 1, -1, -1) if direction == "right" else range(d)
-        for k in order:
-            if direction == "right":
-                rows = B * math.prod(n[:k])
-                cols = math.prod(m[k + 1:])
-            else:
-                rows = B * math.prod(m[:k])
-                cols = math.prod(n[k + 1:])
-            a, b = r[k] * m[k] if direction == "right" else m[k] * r[k + 1], \
-                n[k] * r[k + 1] if direction == "right" else r[k] * n[k]
-            flops += 2 * rows * a * b * cols
-            moved += rows * (a + b) * cols + a * b
-        return flops, moved, d + 1
-
-    @staticmethod
-    def _make_program(spec, shape):
-        _, dev, impl, N, M, in_shape, out_shape, ranks, _ = spec
+    def _candidates(spec, shape, cached=False):
+        _, dev, _, N, M, in_shape, out_shape, ranks, has_bias = spec
+        C = lambda: Cost(dev, grad=not cached)  # noqa: E731
         B, symbolic = _FactorizedLinear._batch(N, shape)
         two_d = len(shape) == 2
         d = len(in_shape)
@@ -813,48 +859,78 @@ class TTLinear(_FactorizedLinear):
         b, o, i, cores = TTLinear._subscripts(d)
         cands = []
         for direction in ("right", "left"):
-            flops, moved, n_ops = TTLinear._sweep_cost(B, in_shape, out_shape, ranks, direction)
-            cands.append((("tt_sweep", flops, two_d, direction), flops, moved, n_ops,
-                          "factorized"))
+            c = C()
+            for P, A, K, Q in TTLinear._sweep_steps(B, in_shape, out_shape, ranks, direction):
+                if direction == "left":
+                    c.copy(A * K)
+                if Q == 1:
+                    c.gemm(P, K, A, calls=3)
+                else:
+                    c.gemm(A, K, Q, batch=P, shared="a", calls=3)
+            if has_bias:
+                c.elementwise(B * M, B * M + M)
+            cands.append((("tt_sweep", c.flops, two_d, direction), c.call(2), "factorized"))
         weq = ",".join(cores) + f"->{o}{i}"
-        wsteps, wflops, wmoved, wops = plan_program(weq, *core_shapes)
-        dflops = wflops + 2 * B * M * N
-        cands.append((("tt_dense", dflops, two_d, wsteps), dflops,
-                       wmoved + _dense_fallback_moved(B, M, N), wops + 1, "dense"))
+        wsteps, c = plan_program(weq, *core_shapes, device_type=dev, grad=not cached)
+        c.gemm(B, N, M, calls=2)
+        cands.append((("tt_dense", c.flops, two_d, wsteps), c, "dense"))
         if not symbolic:  # a planned contraction (any order, cores merged first...) for this B
             x_shape = (B,) + tuple(in_shape)
             eq = f"{b}{i}," + ",".join(cores) + f"->{b}{o}"
-            steps, flops, moved, n_ops = plan_program(eq, x_shape, *core_shapes)
-            cands.append((("tt_plan", flops, two_d, steps, x_shape), flops, moved, n_ops,
+            steps, c = plan_program(eq, x_shape, *core_shapes, device_type=dev, grad=not cached)
+            if has_bias:
+                c.elementwise(B * M, B * M + M)
+            cands.append((("tt_plan", c.flops, two_d, steps, x_shape), c.call(2),
                           "factorized"))
-        return choose(cands, dev, impl)
+        return cands
+
+    @staticmethod
+    def _sweep_steps(B, in_shape, out_shape, ranks, direction):
+        """``(P, A, K, Q)`` of every step of a sweep: ``(A, K)`` core times ``P`` blocks ``(K, Q)``."""
+        d = len(in_shape)
+        n, m, r = in_shape, out_shape, ranks
+        steps = []
+        for k in (range(d - 1, -1, -1) if direction == "right" else range(d)):
+            if direction == "right":
+                steps.append((B * math.prod(n[:k]), r[k] * m[k], n[k] * r[k + 1],
+                              math.prod(m[k + 1:])))
+            else:
+                steps.append((B * math.prod(m[:k]), m[k] * r[k + 1], r[k] * n[k],
+                              math.prod(n[k + 1:])))
+        return steps
 
     def _sweep(self, x, direction):
         """Contract the input with one core at a time, as (batched) matrix products, no copies.
 
         ``right``: from the last core to the first; the running tensor is laid
         out ``(batch, n_1..n_k, r_k, m_{k+1}..m_d)`` so that the next
-        contraction (over ``n_k r_k``) is a matrix product with the core
-        reshaped to ``(r_{k-1} m_k, n_k r_k)``. ``left`` mirrors it.
+        contraction (over ``n_k r_k``) is a product with the core reshaped to
+        ``(r_{k-1} m_k, n_k r_k)``, batched over the leading indices. ``left``
+        mirrors it from the first core.
         """
         cores = tuple(self.cores)
         n, m, r = self.in_shape, self.out_shape, self.rank
         d = len(cores)
+        t = x
         if direction == "right":
-            c = cores[d - 1]
-            t = x.reshape(-1, n[d - 1]) @ c.permute(2, 0, 1, 3).reshape(n[d - 1], r[d - 1] * m[d - 1])
-            tail = m[d - 1]
-            for k in range(d - 2, -1, -1):
-                g = cores[k].reshape(r[k] * m[k], n[k] * r[k + 1])
-                t = torch.matmul(g, t.reshape(-1, n[k] * r[k + 1], tail))
-                tail *= m[k]
+            order = range(d - 1, -1, -1)
+            tail = 1
         else:
-            rest = self.in_features
-            t = x
-            for k in range(d):
+            order = range(d)
+            tail = self.in_features
+        for k in order:
+            if direction == "right":
+                g = cores[k].reshape(r[k] * m[k], n[k] * r[k + 1])
+                K, Q = n[k] * r[k + 1], tail
+                tail *= m[k]
+            else:
                 g = cores[k].permute(1, 3, 0, 2).reshape(m[k] * r[k + 1], r[k] * n[k])
-                rest //= n[k]
-                t = torch.matmul(g, t.reshape(-1, r[k] * n[k], rest))
+                tail //= n[k]
+                K, Q = r[k] * n[k], tail
+            if Q == 1:
+                t = t.reshape(-1, K) @ g.T
+            else:
+                t = torch.matmul(g, t.reshape(-1, K, Q))
         return t.reshape(-1, self.out_features)
 
     def _run(self, prog, x):
