@@ -281,3 +281,14 @@ def test_predict_checks():
         f.predict(np.ones((20, 2)))
     with pytest.raises(ValueError, match="validation"):
         LinearForecaster(10, 5).fit(np.arange(100.0), validation=1.5)
+
+
+@pytest.mark.gpu
+def test_ttlstm_forecaster_on_cuda(tmp_path):
+    y = _sine(200)
+    f = TTLSTMForecaster(20, 5, **TINY, random_state=0, device="cuda").fit(y)
+    assert next(f.net_.parameters()).is_cuda
+    p = f.predict()
+    assert p.shape == (5,) and np.isfinite(p).all()
+    g = load(f.save(tmp_path / "m"), device="cpu")
+    np.testing.assert_allclose(g.predict(), p, atol=1e-4)
