@@ -8,7 +8,7 @@ import numbers
 import torch
 
 from ._bregman import _real
-from ._functional import group_norms, subgradient
+from ._functional import group_norms, group_weight, subgradient
 from ._ranks import effective_params
 from ._regularizers import group_nonzero, layout_group_size
 
@@ -66,7 +66,7 @@ def _levels(optimizer, group) -> list:
         if lay[0] == "l1":
             out.append(v.abs())
         else:
-            w = math.sqrt(layout_group_size(p, lay))
+            w = group_weight(tuple(p.shape), lay)
             out.append(group_norms(v, lay[1], int(lay[2])) / w)
     return out
 

@@ -15,7 +15,11 @@ Notation. ``J`` is a sparsity regularizer with weight ``lam``:
   (the convention of :class:`tensornet.nn.RankDim`).
 
 A *layout* is the plain description of ``J`` for one tensor: ``None`` (no
-penalty), ``["l1"]`` or ``["group", [dims...], blocks]``.
+penalty), ``["l1"]``, ``["group", [dims...], blocks]`` or
+``["group", [dims...], blocks, weight]``, where ``weight`` replaces the
+default group weight ``sqrt(|g|)`` (used by ``RankL1``, whose penalised slice
+is only part of a rank component: its weight is the square root of the
+whole component's size).
 
 The Bregman iterations (Bungert, Roith, Tenbrinck, Burger, JMLR 2022) keep a
 dual ("subgradient") variable ``v`` and recover the parameter with the
@@ -41,6 +45,7 @@ __all__ = [
     "soft_threshold",
     "group_norms",
     "group_size",
+    "group_weight",
     "group_soft_threshold",
     "prox",
     "subgradient",
@@ -149,11 +154,13 @@ def group_soft_threshold(x: Tensor, threshold: float, dims: Sequence[int],
     return out
 
 
-def _group_shrink_(x: Tensor, threshold: float, dims: Sequence[int], blocks: int) -> None:
+def _group_shrink_(x: Tensor, threshold: float, dims: Sequence[int], blocks: int,
+                   weight: Optional[float] = None) -> None:
     if threshold == 0:
         return
     xv, gd = _group_view(x, dims, blocks)
-    t = threshold * math.sqrt(group_size(tuple(xv.shape), gd))
+    w = math.sqrt(group_size(tuple(xv.shape), gd)) if weight is None else weight
+    t = threshold * w
     n = _keepdim_norms(xv, gd)
     scale = torch.where(n > t, 1.0 - t / n, torch.zeros_like(n))
     xv.mul_(scale)
@@ -164,11 +171,32 @@ def _check_layout(layout):
         return None
     kind = layout[0]
     if kind == "l1":
-        return kind, None, 1
+        return kind, None, 1, None
     if kind == "group":
-        return kind, list(layout[1]), int(layout[2])
+        weight = float(layout[3]) if len(layout) > 3 and layout[3] is not None else None
+        return kind, list(layout[1]), int(layout[2]), weight
     raise ValueError(f"unknown layout {layout!r}; expected None, ['l1'] or "
-                     "['group', dims, blocks]")
+                     "['group', dims, blocks(, weight)]")
+
+
+def group_weight(shape: Sequence[int], layout) -> float:
+    """The weight ``w_g`` of every group of a tensor of ``shape`` under ``layout``.
+
+    ``sqrt(|g|)`` unless the layout gives its own; 1 for ``["l1"]``.
+
+    Examples
+    --------
+    >>> group_weight((4, 9), ["group", [0], 1])
+    3.0
+    >>> group_weight((4, 9), ["group", [0], 1, 5.0])
+    5.0
+    """
+    kind, dims, blocks, weight = _check_layout(layout)
+    if kind == "l1":
+        return 1.0
+    if weight is not None:
+        return weight
+    return math.sqrt(group_size(tuple(shape), dims, blocks))
 
 
 def prox(x: Tensor, layout, lam: float, scale: float = 1.0) -> Tensor:
@@ -200,13 +228,13 @@ def _prox_(x: Tensor, layout, lam: float, scale: float) -> None:
     spec = _check_layout(layout)
     if spec is None or lam == 0:
         return
-    kind, dims, blocks = spec
+    kind, dims, blocks, weight = spec
     t = scale * lam
     if kind == "l1":
         # sign(x) * max(|x| - t, 0) without a second full-size temporary
         x.copy_(torch.sign(x).mul_(torch.clamp(x.abs().sub_(t), min=0.0)))
     else:
-        _group_shrink_(x, t, dims, blocks)
+        _group_shrink_(x, t, dims, blocks, weight)
 
 
 def subgradient(theta: Tensor, layout, lam: float) -> Tensor:
@@ -225,12 +253,12 @@ def subgradient(theta: Tensor, layout, lam: float) -> Tensor:
     spec = _check_layout(layout)
     if spec is None or lam == 0:
         return torch.zeros_like(theta)
-    kind, dims, blocks = spec
+    kind, dims, blocks, _ = spec
     if kind == "l1":
         return lam * torch.sign(theta)
     out = theta.clone()
     xv, gd = _group_view(out, dims, blocks)
-    w = lam * math.sqrt(group_size(tuple(xv.shape), gd))
+    w = lam * group_weight(tuple(theta.shape), layout)
     n = _keepdim_norms(xv, gd)
     xv.mul_(torch.where(n > 0, w / torch.where(n > 0, n, torch.ones_like(n)),
                         torch.zeros_like(n)))
@@ -249,11 +277,11 @@ def penalty(theta: Tensor, layout, lam: float) -> float:
     spec = _check_layout(layout)
     if spec is None or lam == 0:
         return 0.0
-    kind, dims, blocks = spec
+    kind, dims, blocks, _ = spec
     if kind == "l1":
         return float(lam * theta.detach().abs().sum())
     t = theta.detach()
-    w = math.sqrt(group_size(tuple(t.shape), dims, blocks))
+    w = group_weight(tuple(t.shape), layout)
     return float(lam * w * group_norms(t, dims, blocks).sum())
 
 

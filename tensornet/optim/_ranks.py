@@ -135,9 +135,11 @@ def rank_param_groups(model: nn.Module, reg: Regularizer | None = None, *, rest_
     """Param groups for a Bregman optimizer that know the rank structure of ``model``.
 
     Every tensorized layer gets its own group holding all its parameters
-    and plain metadata: ``"layer"`` (its name), ``"param_names"`` and
-    ``"rank_dims"`` (``[[name, size, [[param_index, dim, blocks], ...]], ...]``).
-    All other parameters of the model form one last group.
+    and plain metadata: ``"layer"`` (its name), ``"param_names"`` (names in
+    the model, as ``torch.optim`` uses them) and ``"rank_dims"``
+    (``[[name, size, [[param_index, dim, blocks], ...]], ...]``, indices into
+    the group's parameters). All other parameters of the model form one
+    last group.
 
     Parameters
     ----------
@@ -166,8 +168,8 @@ def rank_param_groups(model: nn.Module, reg: Regularizer | None = None, *, rest_
     >>> groups = rank_param_groups(model, reg=RankL1(0.1), lr=0.01)
     >>> [g["layer"] for g in groups[:-1]], len(groups[-1]["params"])
     (['0'], 2)
-    >>> groups[0]["param_names"]
-    ['bias', 'core', 'factors.0', 'factors.1', 'factors.2', 'factors.3', 'factors.4', 'factors.5']
+    >>> groups[0]["param_names"][:4]
+    ['0.bias', '0.core', '0.factors.0', '0.factors.1']
     >>> groups[0]["rank_dims"][0]          # mode out0: column of factors.0 and core dim 0
     ['out0', 2, [[2, 1, 1], [1, 0, 1]]]
     """
@@ -186,6 +188,7 @@ def rank_param_groups(model: nn.Module, reg: Regularizer | None = None, *, rest_
     groups, taken = [], set()
     for lname, layer in layers:
         names, params = [], []
+        prefix = f"{lname}." if lname else ""
         for n, p in layer.named_parameters():
             names.append(n)
             params.append(p)
@@ -195,10 +198,12 @@ def rank_param_groups(model: nn.Module, reg: Regularizer | None = None, *, rest_
                                               for m in rd.members]]
                      for rd in layer.rank_dims()]
         groups.append({"params": params, "reg": reg, "layer": lname,
-                       "param_names": names, "rank_dims": rank_dims, **hyper})
-    rest = [p for p in model.parameters() if id(p) not in taken]
+                       "param_names": [prefix + n for n in names], "rank_dims": rank_dims,
+                       **hyper})
+    rest = [(n, p) for n, p in model.named_parameters() if id(p) not in taken]
     if rest:
-        groups.append({"params": rest, "reg": rest_reg, **hyper})
+        groups.append({"params": [p for _, p in rest], "reg": rest_reg,
+                       "param_names": [n for n, _ in rest], **hyper})
     return groups
 
 
@@ -347,11 +352,35 @@ def _n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def _flops(layer):
+def _flops(layer, input_size=None):
+    """FLOPs of one sample (0 when the layer cannot say, e.g. a conv without input size)."""
     try:
-        return int(layer.flops(1))
+        return int(layer.flops(1, input_size))
     except (NotImplementedError, TypeError, ValueError):
         return 0
+
+
+def _input_sizes(model, layers, example_input):
+    """Spatial size of each tensorized layer's input, recorded on one forward pass."""
+    sizes = {}
+    if example_input is None:
+        return sizes
+    hooks = []
+    for name, layer in layers:
+        def hook(mod, args, name=name):
+            x = args[0]
+            sizes[name] = tuple(int(s) for s in x.shape[2:]) if x.dim() > 2 else None
+        hooks.append(layer.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            if isinstance(example_input, (tuple, list)):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
 
 
 def _replace(model, name, new):
@@ -361,7 +390,7 @@ def _replace(model, name, new):
 
 
 @torch.no_grad()
-def prune_ranks(model: nn.Module, *, tol: float = 0.0) -> PruneReport:
+def prune_ranks(model: nn.Module, *, tol: float = 0.0, example_input=None) -> PruneReport:
     """Physically remove the zero components of every tensorized layer.
 
     A component whose slice in some member is exactly zero (with
@@ -383,6 +412,9 @@ def prune_ranks(model: nn.Module, *, tol: float = 0.0) -> PruneReport:
         Also remove components whose smallest member slice norm is at most
         ``tol`` times the largest such norm in its rank dimension (this
         changes the output when ``tol > 0``).
+    example_input : Tensor or tuple, optional
+        One input of ``model``; the spatial sizes it gives each layer are
+        used for the FLOP counts of convolutions (reported as 0 without it).
 
     Returns
     -------
@@ -407,6 +439,7 @@ def prune_ranks(model: nn.Module, *, tol: float = 0.0) -> PruneReport:
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (0 <= tol < 1):
         raise ValueError(f"tol must be a number in [0, 1); got {tol!r}")
     layers = tensorized_layers(model)
+    sizes = _input_sizes(model, layers, example_input)
     report = PruneReport(model=model, params_before=_n_params(model))
     for lname, layer in layers:
         params = dict(layer.named_parameters())
@@ -427,7 +460,7 @@ def prune_ranks(model: nn.Module, *, tol: float = 0.0) -> PruneReport:
             before[rd.name] = int(rd.size)
             after[rd.name] = int(k.numel())
             keep.append(None if k.numel() == rd.size else k.tolist())
-        flops_before, n_before = _flops(layer), _n_params(layer)
+        flops_before, n_before = _flops(layer, sizes.get(lname)), _n_params(layer)
         new = layer.select_ranks(keep) if any(k is not None for k in keep) else layer
         if new is not layer:
             if lname == "":
@@ -436,7 +469,7 @@ def prune_ranks(model: nn.Module, *, tol: float = 0.0) -> PruneReport:
                 _replace(model, lname, new)
         report.layers.append(LayerPruning(lname, type(layer).__name__, before, after,
                                           n_before, _n_params(new), flops_before,
-                                          _flops(new)))
+                                          _flops(new, sizes.get(lname))))
     report.params_after = _n_params(report.model)
     report.flops_before = sum(lp.flops_before for lp in report.layers)
     report.flops_after = sum(lp.flops_after for lp in report.layers)

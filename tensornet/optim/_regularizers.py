@@ -186,6 +186,14 @@ class RankL1(Regularizer):
     grows until the component switches on: the inverse scale space works.
     The groups of different ranks never overlap, so the prox is exact.
 
+    The weight of a group is ``sqrt(|component|)``, the square root of the
+    number of entries of the whole rank component (all members), as for a
+    group lasso over components; ``weight="lead"`` uses the size of the
+    penalised slice instead. Measured on the planted-rank task, the lead
+    slices of the TT bonds differ in size (16 and 128 entries for the
+    first and second bond of a 64 x 64 TT layer) while the components are
+    alike (208 and 144); the component weights keep the bonds balanced.
+
     The rank structure comes from the layers, so this regularizer is given
     to param groups built by :func:`tensornet.optim.rank_param_groups`
     (they carry the plain rank metadata); on a bare parameter it raises.
@@ -193,6 +201,7 @@ class RankL1(Regularizer):
     Parameters
     ----------
     lam : float >= 0
+    weight : {"component", "lead"}, default "component"
 
     Examples
     --------
@@ -203,12 +212,21 @@ class RankL1(Regularizer):
     >>> groups = rank_param_groups(model, reg=RankL1(0.01))
     >>> opt = LinBreg(groups, lr=0.1)
     >>> opt.param_groups[0]["param_names"]
-    ['bias', 'cores.0', 'cores.1', 'cores.2']
-    >>> opt.param_groups[0]["reg"]["layout"]      # right-rank slices of the first two cores
+    ['0.bias', '0.cores.0', '0.cores.1', '0.cores.2']
+    >>> [lay and lay[:3] for lay in opt.param_groups[0]["reg"]["layout"]]  # right-rank slices
     [None, ['group', [3], 1], ['group', [3], 1], None]
     """
 
     name = "RankL1"
+
+    def __init__(self, lam: float, weight: str = "component"):
+        super().__init__(lam)
+        if weight not in ("component", "lead"):
+            raise ValueError(f"weight must be 'component' or 'lead'; got {weight!r}")
+        self.weight = weight
+
+    def _fields(self):
+        return {"weight": self.weight}
 
     def layouts(self, params, group=None):
         rank_dims = None if group is None else group.get("rank_dims")
@@ -239,7 +257,11 @@ class RankL1(Regularizer):
                                  f"parameter {idx}; overlapping rank groups are not "
                                  "supported")
             owner[idx] = name
-            out[idx] = ["group", [dim], blocks]
+            if self.weight == "component":
+                n = sum(params[int(m[0])].numel() for m in members) // size
+                out[idx] = ["group", [dim], blocks, math.sqrt(n)]
+            else:
+                out[idx] = ["group", [dim], blocks]
         return out
 
 
@@ -264,6 +286,8 @@ def regularizer_from_config(config: dict) -> Regularizer:
     lam = config.get("lam", 0.0)
     if cls is GroupL1:
         return GroupL1(lam, dim=tuple(config.get("dim", (0,))))
+    if cls is RankL1:
+        return RankL1(lam, weight=config.get("weight", "component"))
     return cls(lam)
 
 

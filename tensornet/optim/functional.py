@@ -7,6 +7,7 @@ from ._functional import (  # noqa: F401
     adabreg_update_,
     group_norms,
     group_size,
+    group_weight,
     group_soft_threshold,
     linbreg_update_,
     penalty,
