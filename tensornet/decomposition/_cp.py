@@ -213,9 +213,10 @@ def _spd_solve(V, Mt, eps):
         import torch
 
         L, info = torch.linalg.cholesky_ex(V)
-        lo, hi = torch.aminmax(torch.diagonal(L).abs())
-        if bool((info == 0) & (lo * lo > limit * hi * hi)):  # one device sync
-            return torch.cholesky_solve(Mt, L)
+        if int(info) == 0:
+            d = torch.diagonal(L).tolist()  # positive when the factorization succeeded
+            if min(d) ** 2 > limit * max(d) ** 2:
+                return torch.cholesky_solve(Mt, L)
     return tl.matmul(_pinv_psd(V, eps), Mt)
 
 
@@ -234,7 +235,7 @@ def _row_norms(Bt):
 def _normalize_rows(Bt):
     """Rows scaled to unit norm (zero rows stay zero) and the norms."""
     norms = _row_norms(Bt)
-    return Bt / tl.clip(norms, float(tl.finfo(Bt.dtype).tiny), None)[:, None], norms
+    return Bt / (norms + (norms == 0))[:, None], norms
 
 
 # --------------------------------------------------------------------------- init

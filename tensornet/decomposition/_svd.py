@@ -221,14 +221,13 @@ def matrix_svd(M, *, rank_cap=None, delta2=None, rtol=None, rng=None, method="au
     ``delta2`` is the absolute squared-error budget of the truncation; the
     energy outside the computed singular values (randomized route) is
     accounted from ``norm2 = ||M||_F^2``. The route (dense, randomized or a
-    Gram matrix of a wide matrix) is chosen by :func:`_plan`.
+    Gram matrix of its short side) is chosen by :func:`_plan`.
     """
     m, n = (int(v) for v in M.shape)
     exact = M.dtype == tl.float64
     if norm2 is None and delta2 is not None:
         norm2 = sqnorm(M)
-    route = _plan(m, n, rank_cap, delta2, rtol, norm2, exact, method,
-                  gram_side=m if m <= n else GRAM_MAX_ROWS + 1)
+    route = _plan(m, n, rank_cap, delta2, rtol, norm2, exact, method)
     rest2 = 0.0
     if route == "randomized":
         U, S, Vt = _randomized_svd(M, rank_cap, 10, AUTO_POWER_ITER, rng)
@@ -238,14 +237,19 @@ def matrix_svd(M, *, rank_cap=None, delta2=None, rtol=None, rng=None, method="au
             rest2 = max(norm2 - float(np.sum(S_host ** 2)), 0.0)
     elif route == "gram":
         partial = rank_cap if (delta2 is None and rtol is None) else None
-        lam, U = _eigh_desc(tl.matmul(M, tl.transpose(M)), partial)
+        Mt = tl.transpose(M)
+        wide = m <= n
+        lam, W = _eigh_desc(tl.matmul(M, Mt) if wide else tl.matmul(Mt, M), partial)
         S_host = np.sqrt(np.clip(tl.to_numpy(lam).astype(np.float64), 0.0, None))
         S = tl.sqrt(tl.clip(lam, 0.0, None))
-        if partial is not None and delta2 is not None:  # pragma: no cover - excluded above
-            rest2 = max(norm2 - float(np.sum(S_host ** 2)), 0.0)
-        r = choose_rank(S_host, rank_cap, delta2, rest2, rtol)
-        U = U[:, :r]
-        return U, S[:r], tl.matmul(tl.transpose(U), M)
+        r = choose_rank(S_host, rank_cap, delta2, 0.0, rtol)
+        W = W[:, :r]
+        if wide:  # W holds left singular vectors
+            return W, S[:r], tl.matmul(tl.transpose(W), M)
+        # W holds right singular vectors: M W = U (S) up to rotation; a QR keeps U
+        # exactly orthonormal and M W W^T = U (R W^T) exactly, with no division by S
+        U, R = tl.qr(tl.matmul(M, W))
+        return U, S[:r], tl.matmul(R, tl.transpose(W))
     else:
         U, S, Vt = tl.svd(M, full_matrices=False)
         SVt = S[:, None] * Vt
@@ -366,6 +370,10 @@ def mode_svd(X, mode: int, *, rank_cap=None, delta2=None, rtol=None, rng=None,
     I = shape[mode]
     Q = prod(shape) // I
     cap = None if rank_cap is None else min(rank_cap, I, Q)
+    if I > Q:  # a tall unfolding: its short side is not the mode, decide on the matrix
+        U, S, _ = matrix_svd(unfold(X, mode), rank_cap=cap, delta2=delta2, rtol=rtol,
+                             rng=rng, method=method, norm2=norm2)
+        return U, S
     low = X.dtype != tl.float64
     acc = tl.float64 if (accurate and low and delta2 is not None) else None
     if delta2 is not None and norm2 is None:
