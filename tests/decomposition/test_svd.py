@@ -119,3 +119,36 @@ def test_ttm_matches_einsum(mode, shape):
     ref = np.einsum(f"{letters},{letters[mode]}r->{out}", X, U)
     with backend_for("numpy"):
         np.testing.assert_allclose(ttm(X, U, mode), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40)])
+@pytest.mark.parametrize("route", ["gram", "randomized", "full"])
+def test_matrix_svd_routes_agree(shape, route, monkeypatch, array_lib):
+    import tensornet.decomposition._svd as svdmod
+
+    A, s = _low_rank(*shape, 6, seed=6, decay=True)
+    Aa = array_lib(A)
+    monkeypatch.setattr(svdmod, "_plan", lambda *a, **k: route)
+    with backend_for("numpy" if isinstance(Aa, np.ndarray) else "pytorch"):
+        U, S, SVt = svdmod.matrix_svd(Aa, rank_cap=6, rng=np.random.default_rng(0))
+    assert_like(U, Aa)
+    Un, SVtn = to_np(U), to_np(SVt)
+    np.testing.assert_allclose(Un.T @ Un, np.eye(6), atol=1e-8)
+    np.testing.assert_allclose(Un @ SVtn, A, atol=1e-8)
+    np.testing.assert_allclose(to_np(S), s, rtol=1e-6)
+
+
+def test_partial_eigh_matches_full(array_lib):
+    from tensornet.decomposition._svd import _eigh_desc
+
+    rng = np.random.default_rng(7)
+    B = rng.standard_normal((300, 300))
+    G = B @ B.T
+    Ga = array_lib(G)
+    with backend_for("numpy" if isinstance(Ga, np.ndarray) else "pytorch"):
+        lam, V = _eigh_desc(Ga, 5)
+        lam_all, _ = _eigh_desc(Ga)
+    assert_like(lam, Ga)
+    np.testing.assert_allclose(to_np(lam), to_np(lam_all)[:5], rtol=1e-10)
+    Vn = to_np(V)
+    np.testing.assert_allclose(G @ Vn, Vn * to_np(lam), atol=1e-7 * to_np(lam)[0])
