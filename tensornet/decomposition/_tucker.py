@@ -242,6 +242,8 @@ def tucker(tensor, rank=None, *, method="hooi", eps=None, init="svd", n_iter_max
     verbose = check_bool(verbose, "verbose")
     return_errors = check_bool(return_errors, "return_errors")
     init_spec = _check_init(init, shape, ranks, backend)
+    if isinstance(init_spec, list) and ranks is None and method == "hooi":
+        ranks = resolve_tucker_rank(shape, tuple(int(f.shape[1]) for f in init_spec))
     rng = check_random_state(random_state)
 
     with backend_for(backend):

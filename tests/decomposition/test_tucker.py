@@ -104,6 +104,9 @@ def test_tucker_random_init_and_tuckertensor_init():
     b = tucker(X, (2, 3, 2), init=a, n_iter_max=2)
     assert rel_err(a.to_tensor(), X) < 0.02
     assert rel_err(b.to_tensor(), X) <= rel_err(a.to_tensor(), X) + 1e-9
+    # without rank, the ranks come from the given TuckerTensor
+    c = tucker(X, init=a, n_iter_max=2)
+    assert c.rank == (2, 3, 2)
 
 
 def test_tucker_tensorly_functions_work_on_result():
