@@ -39,8 +39,8 @@ import tensorly as tl
 from tensorly.cp_tensor import CPTensor
 
 from .._backend import array_backend, backend_for, ops_for
-from .._validation import _short, check_bool, check_float, check_int, check_option, \
-    check_random_state
+from .._validation import _short, check_bool, check_finite, check_float, check_int, \
+    check_option, check_random_state
 from ._common import contiguous, dtype_eps, from_host, prepare_array, prod, random_normal, \
     random_uniform, resolve_cp_rank, to_float
 from ._svd import mode_svd, sqnorm
@@ -299,6 +299,7 @@ def _check_init(init, shape, rank, backend):
             if array_backend(f) != backend:
                 raise TypeError(f"init factors must be {backend!r} arrays like the tensor; "
                                 f"factor {k} is {type(f).__name__}")
+            check_finite(f, f"init factor {k}")
             if tuple(f.shape) != (shape[k], rank):
                 raise ValueError(f"init factor {k} must have shape {(shape[k], rank)} for a "
                                  f"tensor of shape {tuple(shape)} and rank={rank}; got "
@@ -406,8 +407,10 @@ def cp(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, random_state=None,
                                   for f in f0]))
         else:
             init_obj = init_spec
+        # ALS overwrites mode 0 before reading it: its SVD is skipped unless HALS
+        # (which starts from it) runs or the initialisation itself is returned
         Ft, w = _init_factors(X, rank, init_obj, rng, nonnegative,
-                              need_first=nonnegative)
+                              need_first=nonnegative or n_iter_max == 0)
         Ft, w, errors = _als(X, Ft, w, n_iter_max, tol, nonnegative, verbose,
                              need_errors=return_errors)
         factors = [contiguous(tl.transpose(f)) for f in Ft]

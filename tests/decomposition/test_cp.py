@@ -211,6 +211,9 @@ def test_cp_bad_input_messages():
         cp(X, 2, tol=-1.0)
     with pytest.raises(ValueError, match="init factor 1 must have shape"):
         cp(X, 2, init=CPTensor((np.ones(2), [np.ones((3, 2)), np.ones((5, 2)), np.ones((5, 2))])))
+    with pytest.raises(ValueError, match="init factor 0 contains NaN"):
+        cp(X, 2, init=CPTensor((np.ones(2), [np.full((3, 2), np.nan), np.ones((4, 2)),
+                                              np.ones((5, 2))])))
     with pytest.raises(TypeError, match="tensor must be"):
         cp("abc", 2)
     with pytest.raises(TypeError, match="nonnegative"):
