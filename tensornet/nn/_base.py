@@ -406,6 +406,21 @@ def kron(factors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def check_rank_type(rank, name: str = "rank"):
+    """Reject rank values that are neither numbers nor sequences of ints (strings, None...)."""
+    if isinstance(rank, (bool, str, bytes)) or rank is None or not (
+            isinstance(rank, numbers.Real) or isinstance(rank, (tuple, list))):
+        raise TypeError(f"{name} must be an int, a float in (0, 1] or a tuple of ints; got "
+                        f"{rank!r} ({type(rank).__name__})")
+    return rank
+
+
+def add_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``y + bias`` in ``y``'s dtype (under autocast ``y`` may be bf16 while ``bias`` is fp32,
+    and the dense layers return the autocast dtype)."""
+    return y + (bias if bias.dtype == y.dtype else bias.to(y.dtype))
+
+
 # --------------------------------------------------------------------------- init helpers
 def dense_init_variance(fan_in: int) -> float:
     """Variance of the weights that ``nn.Linear`` / ``nn.Conv2d`` draw at initialisation.

@@ -33,6 +33,7 @@ from torch import nn
 from .._validation import check_int
 from ..decomposition._common import cp_max_rank, resolve_tt_rank
 from ._base import (
+    check_rank_type,
     Cost,
     FactorizedModule,
     RankDim,
@@ -156,15 +157,17 @@ class _FactorizedConv2d(FactorizedModule):
         """FLOPs of the equivalent ``nn.Conv2d`` on a batch of ``input_size`` maps."""
         B, S, H, W = self._input_shape(batch_size, input_size)
         H, W = self._padded(H, W)
+        H, W = H + 2 * self._conv_pad[0], W + 2 * self._conv_pad[1]
         kh, kw = self.kernel_size
         return _conv_cost(B, S, self.out_channels, H, W, kh, kw, self.stride, self.dilation,
                           self.groups)[0]
 
     def _padded(self, H, W):
+        """Size after the padding applied to the input beforehand (not the convolutions')."""
         if self._prepad is not None:
             wl, wr, ht, hb = self._prepad
             return H + ht + hb, W + wl + wr
-        return H + 2 * self._conv_pad[0], W + 2 * self._conv_pad[1]
+        return H, W
 
     def to_dense(self) -> nn.Conv2d:
         """The equivalent ``nn.Conv2d`` (same options, device and dtype), kernel rebuilt."""
@@ -214,22 +217,23 @@ class _FactorizedConv2d(FactorizedModule):
         H, W = shape[-2] or 32, shape[-1] or 32
         if prepad is not None:
             H, W = H + prepad[2] + prepad[3], W + prepad[0] + prepad[1]
-        else:
-            H, W = H + 2 * conv_pad[0], W + 2 * conv_pad[1]
-        Ho, Wo = _conv_out(H, kh, stride[0], dil[0]), _conv_out(W, kw, stride[1], dil[1])
+        Hp, Wp = H + 2 * conv_pad[0], W + 2 * conv_pad[1]
+        Ho, Wo = _conv_out(Hp, kh, stride[0], dil[0]), _conv_out(Wp, kw, stride[1], dil[1])
         if Ho < 1 or Wo < 1:
             raise ValueError(f"input of shape {tuple(shape)} is smaller than the (dilated) "
-                             f"kernel {kh}x{kw} (dilation {dil}, padding {conv_pad if prepad is None else prepad})")
-        # factorized path: the sequence of convolutions
+                             f"kernel {kh}x{kw} (dilation {dil}, padding "
+                             f"{conv_pad if prepad is None else prepad})")
+        # factorized path: the sequence of convolutions (each pads what it convolves)
         seq = Cost(dev, grad=not cached)
         h, w = H, W
-        for cin, cout, k, st, d, g in cls._seq_convs(spec):
-            f, m, h, w = _conv_cost(B, cin, cout, h, w, k[0], k[1], st, d, g)
+        for cin, cout, k, st, d, g, pad in cls._seq_convs(spec):
+            f, m, h, w = _conv_cost(B, cin, cout, h + 2 * pad[0], w + 2 * pad[1], k[0], k[1],
+                                    st, d, g)
             seq.op(f, m, calls=2)
         dense = Cost(dev, grad=not cached)
         rf, rm, ro = cls._rebuild_cost(spec)
         dense.op(rf, rm, calls=ro)
-        f, m, _, _ = _conv_cost(B, S, T, H, W, kh, kw, stride, dil, G)
+        f, m, _, _ = _conv_cost(B, S, T, Hp, Wp, kh, kw, stride, dil, G)
         dense.op(f, m, calls=2)
         return [(("conv_seq", seq.flops), seq, "factorized"),
                 (("conv_dense", dense.flops), dense, "dense")]
@@ -313,6 +317,7 @@ class CPConv2d(_FactorizedConv2d):
                  dtype=None, *, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias, padding_mode, implementation, factory)
         G = self.groups
@@ -368,10 +373,10 @@ class CPConv2d(_FactorizedConv2d):
     def _seq_convs(spec):
         S, T, (kh, kw), stride, conv_pad, dil, G = spec[3:10]
         R = spec[-1]
-        return [(S, R, (1, 1), (1, 1), (1, 1), G),
-                (R, R, (kh, 1), (stride[0], 1), (dil[0], 1), R),
-                (R, R, (1, kw), (1, stride[1]), (1, dil[1]), R),
-                (R, T, (1, 1), (1, 1), (1, 1), G)]
+        return [(S, R, (1, 1), (1, 1), (1, 1), G, (0, 0)),
+                (R, R, (kh, 1), (stride[0], 1), (dil[0], 1), R, (conv_pad[0], 0)),
+                (R, R, (1, kw), (1, stride[1]), (1, dil[1]), R, (0, conv_pad[1])),
+                (R, T, (1, 1), (1, 1), (1, 1), G, (0, 0))]
 
     @staticmethod
     def _rebuild_cost(spec):
@@ -541,6 +546,7 @@ class TuckerConv2d(_FactorizedConv2d):
                  dtype=None, *, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias, padding_mode, implementation, factory)
         G = self.groups
@@ -619,9 +625,9 @@ class TuckerConv2d(_FactorizedConv2d):
     def _seq_convs(spec):
         S, T, k, stride, conv_pad, dil, G = spec[3:10]
         ro, ri = spec[-1]
-        return [(S, ri, (1, 1), (1, 1), (1, 1), G),
-                (ri, ro, k, stride, dil, G),
-                (ro, T, (1, 1), (1, 1), (1, 1), G)]
+        return [(S, ri, (1, 1), (1, 1), (1, 1), G, (0, 0)),
+                (ri, ro, k, stride, dil, G, conv_pad),
+                (ro, T, (1, 1), (1, 1), (1, 1), G, (0, 0))]
 
     @staticmethod
     def _rebuild_cost(spec):
@@ -795,6 +801,7 @@ class TTConv2d(_FactorizedConv2d):
             raise ValueError(f"groups must be 1 for TTConv2d (a tensor train over the channel "
                              f"modes cannot keep the block structure of groups={groups}); use "
                              "TuckerConv2d or CPConv2d for grouped convolutions")
+        check_rank_type(rank)
         self._init_conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
                         groups, bias, padding_mode, implementation, factory)
         kh, kw = self.kernel_size
@@ -824,10 +831,10 @@ class TTConv2d(_FactorizedConv2d):
     def _seq_convs(spec):
         S, T, (kh, kw), stride, conv_pad, dil, G = spec[3:10]
         _, r1, r2, r3, _ = spec[-1]
-        return [(S, r1, (1, 1), (1, 1), (1, 1), 1),
-                (r1, r2, (kh, 1), (stride[0], 1), (dil[0], 1), 1),
-                (r2, r3, (1, kw), (1, stride[1]), (1, dil[1]), 1),
-                (r3, T, (1, 1), (1, 1), (1, 1), 1)]
+        return [(S, r1, (1, 1), (1, 1), (1, 1), 1, (0, 0)),
+                (r1, r2, (kh, 1), (stride[0], 1), (dil[0], 1), 1, (conv_pad[0], 0)),
+                (r2, r3, (1, kw), (1, stride[1]), (1, dil[1]), 1, (0, conv_pad[1])),
+                (r3, T, (1, 1), (1, 1), (1, 1), 1, (0, 0))]
 
     @staticmethod
     def _rebuild_cost(spec):

@@ -26,6 +26,8 @@ from torch import nn
 from .._validation import check_int
 from ..decomposition._common import resolve_cp_rank, resolve_tt_rank, resolve_tucker_rank
 from ._base import (
+    add_bias,
+    check_rank_type,
     Cost,
     FactorizedModule,
     RankDim,
@@ -212,13 +214,14 @@ class CPLinear(_FactorizedLinear):
     >>> layer(torch.randn(5, 64)).shape
     torch.Size([5, 32])
     >>> layer.n_params, layer.dense_params
-    (256, 2080)
+    (208, 2080)
     """
 
     def __init__(self, in_features, out_features, rank, in_shape=None, out_shape=None,
                  bias=True, device=None, dtype=None, *, n_modes=None, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_linear(in_features, out_features, in_shape, out_shape, bias, n_modes,
                           implementation, False, factory)
         if isinstance(rank, (tuple, list)) and len(rank) == 1:
@@ -337,7 +340,7 @@ class CPLinear(_FactorizedLinear):
                 u = (u[:, None, :] * fs[k]).reshape(-1, R)
             y = (u @ fs[p - 1].T).reshape(-1, self.out_features)
             if self.bias is not None:
-                y = y + self.bias
+                y = add_bias(y, self.bias)
         return self._finish(y, x, two_d)
 
     def dense_weight(self) -> torch.Tensor:
@@ -520,6 +523,7 @@ class TuckerLinear(_FactorizedLinear):
                  bias=True, device=None, dtype=None, *, n_modes=None, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_linear(in_features, out_features, in_shape, out_shape, bias, n_modes,
                           implementation, False, factory)
         shape = self.out_shape + self.in_shape
@@ -628,7 +632,7 @@ class TuckerLinear(_FactorizedLinear):
             y = run_steps(prog[3], (xr,) + fs[p:] + (self.core,) + fs[:p])
             y = y.reshape(-1, self.out_features)
             if self.bias is not None:
-                y = y + self.bias
+                y = add_bias(y, self.bias)
             return self._finish(y, x, two_d)
         merge_in, merge_out = prog[3], prog[4]
         Pm, Pn = math.prod(self.out_ranks), math.prod(self.in_ranks)
@@ -804,13 +808,14 @@ class TTLinear(_FactorizedLinear):
     >>> [tuple(c.shape) for c in layer.cores]
     [(1, 16, 16, 4), (4, 8, 8, 4), (4, 8, 8, 1)]
     >>> round(layer.compression_ratio)
-    183
+    315
     """
 
     def __init__(self, in_features, out_features, rank, in_shape=None, out_shape=None,
                  bias=True, device=None, dtype=None, *, n_modes=None, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_linear(in_features, out_features, in_shape, out_shape, bias, n_modes,
                           implementation, True, factory)
         merged = tuple(o * i for o, i in zip(self.out_shape, self.in_shape))
@@ -938,12 +943,12 @@ class TTLinear(_FactorizedLinear):
         if kind == "tt_sweep":
             y = self._sweep(x, prog[3])
             if self.bias is not None:
-                y = y + self.bias
+                y = add_bias(y, self.bias)
         elif kind == "tt_plan":
             y = run_steps(prog[3], (x.reshape(prog[4]),) + tuple(self.cores))
             y = y.reshape(-1, self.out_features)
             if self.bias is not None:
-                y = y + self.bias
+                y = add_bias(y, self.bias)
         else:
             w = run_steps(prog[3], tuple(self.cores)).reshape(self.out_features, self.in_features)
             x2 = x if two_d else x.reshape(-1, self.in_features)
@@ -1022,7 +1027,7 @@ class TTLinear(_FactorizedLinear):
         >>> import torch
         >>> from tensornet.nn import TTLinear
         >>> _ = torch.manual_seed(0)
-        >>> layer = TTLinear.from_dense(torch.nn.Linear(64, 64), rank=64)  # full rank: exact
+        >>> layer = TTLinear.from_dense(torch.nn.Linear(64, 64), rank=16)  # full rank: exact
         >>> layer.approximation_error < 1e-5
         True
         """

@@ -13,6 +13,7 @@ from torch import nn
 
 from .._validation import check_shape_tuple
 from ._base import (
+    add_bias,
     Cost,
     FactorizedModule,
     dense_init_variance,
@@ -188,7 +189,7 @@ class TCL(FactorizedModule):
                 y = (y.movedim(n + 1, -1) @ fs[n].T).movedim(-1, n + 1)
         y = y.reshape(lead + self.rank)
         if self.bias is not None:
-            y = y + self.bias
+            y = add_bias(y, self.bias)
         return y
 
     def dense_weight(self) -> torch.Tensor:

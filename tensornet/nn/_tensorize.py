@@ -163,7 +163,7 @@ class TensorizeReport:
                 f"params {self.params_before:,} -> {self.params_after:,})")
 
 
-def _eligible_modules(model, skip_names):
+def _eligible_modules(model):
     """(name, module, parent, attribute) of every plain Linear / Conv2d outside attention blocks."""
     out = []
     blocked = set()
@@ -173,8 +173,6 @@ def _eligible_modules(model, skip_names):
         if type(mod) not in (nn.Linear, nn.Conv2d):
             continue
         if any(name == b or name.startswith(b + ".") for b in blocked if b):
-            continue
-        if name in skip_names:
             continue
         parent_name, _, attr = name.rpartition(".")
         out.append((name, mod, model.get_submodule(parent_name) if parent_name else model, attr))
@@ -269,7 +267,7 @@ def tensorize(model: nn.Module, factorization: str = "tt", rank: Any = 0.1, *,
     if not inplace:
         model = copy.deepcopy(model)
     lin_cls, conv_cls = _CLASSES[factorization]
-    candidates = _eligible_modules(model, exclude)
+    candidates = _eligible_modules(model)
     if rank_map is not None:
         unknown = set(rank_map) - {c[0] for c in candidates}
         if unknown:
@@ -311,6 +309,9 @@ def tensorize(model: nn.Module, factorization: str = "tt", rank: Any = 0.1, *,
             fb = 2 * mod.in_features * mod.out_features
         rep = LayerReport(name, kind, None, "", before, before, fb, fb)
         reports.append(rep)
+        if name in exclude:
+            rep.reason = "excluded"
+            continue
         if mod.weight.numel() < min_params:
             rep.reason = f"fewer than min_params={min_params} weights"
             continue

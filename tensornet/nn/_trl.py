@@ -17,6 +17,8 @@ from torch import nn
 from .._validation import check_int, check_option, check_shape_tuple
 from ..decomposition._common import resolve_cp_rank, resolve_tt_rank, resolve_tucker_rank
 from ._base import (
+    check_rank_type,
+    add_bias,
     Cost,
     FactorizedModule,
     RankDim,
@@ -87,6 +89,7 @@ class TRL(FactorizedModule):
                  device=None, dtype=None, *, implementation="auto"):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
+        check_rank_type(rank)
         self._init_base(implementation)
         self.input_shape = check_shape_tuple(input_shape, "input_shape")
         self.out_features = check_int(out_features, "out_features", min_value=1)
@@ -262,7 +265,7 @@ class TRL(FactorizedModule):
             y = ((x.reshape(-1, self.in_features) @ k) @ core) @ fs[-1].T
         y = y.reshape(lead + (self.out_features,))
         if self.bias is not None:
-            y = y + self.bias
+            y = add_bias(y, self.bias)
         return y
 
     def weight_tensor(self) -> torch.Tensor:
