@@ -78,18 +78,20 @@ class CountMatrix:
         n = self.n_docs
         return [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
 
-    def batches(self, batch_size: int) -> Iterator["Batch"]:
+    def batches(self, batch_size: int, dtype=np.float64) -> Iterator["Batch"]:
         for a, b in self.batch_bounds(batch_size):
-            yield self.batch(a, b)
+            yield self.batch(a, b, dtype)
 
-    def batch(self, a: int, b: int) -> "Batch":
+    def batch(self, a: int, b: int, dtype=np.float64) -> "Batch":
+        """Rows ``[a, b)`` as a native CSR matrix of ``dtype`` (float64 or float32)."""
         ip = self.host_indptr
         s, e = int(ip[a]), int(ip[b])
+        single = np.dtype(dtype) == np.float32
         if self.backend == "numpy":
             indptr = self.indptr[a:b + 1] - self.indptr[a]
             data = self.data[s:e]
-            if data.dtype != np.float64:
-                data = data.astype(np.float64)
+            if data.dtype != dtype:
+                data = data.astype(dtype)
             mat = sp.csr_matrix((data, self.indices[s:e], indptr), shape=(b - a, self.n_words),
                                 copy=False)
             return Batch(self, a, b, mat)
@@ -97,7 +99,7 @@ class CountMatrix:
             import torch
 
             indptr = self.indptr[a:b + 1] - self.indptr[a]
-            data = self.data[s:e].to(torch.float64)
+            data = self.data[s:e].to(torch.float32 if single else torch.float64)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
                 mat = torch.sparse_csr_tensor(indptr, self.indices[s:e], data,
@@ -106,7 +108,7 @@ class CountMatrix:
         import cupyx.scipy.sparse as csp  # pragma: no cover - needs a GPU
 
         indptr = self.indptr[a:b + 1] - self.indptr[a]  # pragma: no cover
-        data = self.data[s:e].astype("float64")  # pragma: no cover
+        data = self.data[s:e].astype("float32" if single else "float64")  # pragma: no cover
         mat = csp.csr_matrix((data, self.indices[s:e], indptr),  # pragma: no cover
                              shape=(b - a, self.n_words))
         return Batch(self, a, b, mat)  # pragma: no cover
@@ -161,7 +163,7 @@ class Batch:
     def tmm(self, D):
         """``B.T @ D`` for a dense ``D`` of shape (batch, m) or (batch,)."""
         if self.backend == "pytorch":
-            key = (self.start, self.stop)
+            key = (self.start, self.stop, self.mat.dtype)
             bt = self.parent._t_cache.get(key)
             if bt is None:
                 import torch

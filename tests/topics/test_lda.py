@@ -191,16 +191,21 @@ def test_input_formats_and_dtypes_agree(small):
         np.testing.assert_allclose(got, ref, atol=1e-9)
 
 
-def test_backends_agree_and_results_follow_the_data(small, array_lib):
+def test_backends_agree_and_results_follow_the_data(small, array_lib, tmp_path):
     X, _, _ = small
     X = X[:1500]
     ref = TensorLDA(4, random_state=0).fit(X)
     Xb = array_lib(X.toarray().astype(np.float64))
     model = TensorLDA(4, random_state=0).fit(Xb)
-    np.testing.assert_allclose(model.components_, ref.components_, atol=1e-8)
+    # the range finder runs in single precision, rounded differently by each library
+    np.testing.assert_allclose(model.components_, ref.components_, atol=1e-6)
     theta = model.transform(Xb[:20])
     assert type(theta) is type(Xb)
-    np.testing.assert_allclose(to_np(theta), ref.transform(X[:20]), atol=1e-8)
+    np.testing.assert_allclose(to_np(theta), ref.transform(X[:20]), atol=1e-5)
+    # inference alone is double precision throughout: same topics, same proportions
+    same = TensorLDA.load(ref.save(tmp_path / "ref"))
+    np.testing.assert_allclose(to_np(same.transform(Xb[:20])), ref.transform(X[:20]),
+                               atol=1e-10)
 
 
 def test_torch_sparse_layouts():
@@ -211,7 +216,7 @@ def test_torch_sparse_layouts():
     for Xt in (dense.to_sparse_coo(), dense.to_sparse_csr(), dense.to_sparse_csc(),
                dense.to(torch.int32)):
         model = TensorLDA(3, random_state=0).fit(Xt)
-        np.testing.assert_allclose(model.components_, ref, atol=1e-8)
+        np.testing.assert_allclose(model.components_, ref, atol=1e-6)
     assert isinstance(model.transform(Xt), torch.Tensor)
 
 
