@@ -204,8 +204,8 @@ def _spd_solve(V, Mt, eps):
         potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (V,))
         c, info = potrf(V, lower=1, clean=0)
         if info == 0:
-            d = np.abs(np.diagonal(c))
-            if d.min() ** 2 > limit * d.max() ** 2:
+            d = np.diagonal(c).tolist()  # positive when the factorization succeeded
+            if min(d) ** 2 > limit * max(d) ** 2:
                 x, info = potrs(c, Mt, lower=1)
                 if info == 0:
                     return x
