@@ -226,3 +226,13 @@ def test_cp_init_from_other_library_is_refused():
     init = CPTensor((torch.ones(2), [torch.ones((s, 2)) for s in X.shape]))
     with pytest.raises(TypeError, match="init factors must be 'numpy' arrays"):
         cp(X, 2, init=init)
+
+
+def test_verbose_logs_instead_of_printing(caplog, capsys):
+    import logging
+
+    X, _ = make_low_rank_tensor((6, 7, 8), 2, random_state=16)
+    with caplog.at_level(logging.INFO, logger="tensornet.decomposition"):
+        cp(X, 2, n_iter_max=3, tol=0, verbose=True, random_state=0)
+    assert sum("cp sweep" in r.getMessage() for r in caplog.records) == 3
+    assert capsys.readouterr().out == ""
