@@ -13,7 +13,7 @@ import numbers
 import torch
 from torch.optim import Optimizer
 
-from ._functional import _prox_, adabreg_update_, linbreg_update_, prox_sgd_update_, \
+from ._functional import _prox_, adabreg_foreach_, linbreg_foreach_, prox_sgd_update_, \
     subgradient
 from ._regularizers import _check_lam, resolve_regularizer
 
@@ -208,18 +208,28 @@ class LinBreg(_RegularizedOptimizer):
                 loss = closure()
         for group in self.param_groups:
             lam, layouts = self._reg_of(group)
+            momentum = group["momentum"]
+            ps, gs, vs, bufs, lays = [], [], [], [], []
             for i, p, grad in self._grads(group):
                 layout = None if layouts is None else layouts[i]
                 state = self.state[p]
                 if "dual" not in state:
                     state["dual"] = self._init_dual(p, group, layout, lam)
                     state["step"] = 0
+                    if momentum > 0:
+                        state["momentum_buffer"] = torch.zeros_like(p)
+                elif momentum > 0 and "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
                 state["step"] += 1
-                buf = linbreg_update_(p, grad, state["dual"], state.get("momentum_buffer"),
-                                      lr=group["lr"], momentum=group["momentum"],
-                                      delta=group["delta"], lam=lam, layout=layout)
-                if buf is not None:
-                    state["momentum_buffer"] = buf
+                ps.append(p)
+                gs.append(grad)
+                vs.append(state["dual"])
+                lays.append(layout)
+                if momentum > 0:
+                    bufs.append(state["momentum_buffer"])
+            linbreg_foreach_(ps, gs, vs, bufs if momentum > 0 else None, lr=group["lr"],
+                             momentum=momentum, delta=group["delta"], lam=lam,
+                             layouts=None if layouts is None else lays)
         return loss
 
 
@@ -302,6 +312,7 @@ class AdaBreg(_RegularizedOptimizer):
         for group in self.param_groups:
             lam, layouts = self._reg_of(group)
             beta1, beta2 = group["betas"]
+            ps, gs, vs, ms, ss, steps, lays = [], [], [], [], [], [], []
             for i, p, grad in self._grads(group):
                 layout = None if layouts is None else layouts[i]
                 state = self.state[p]
@@ -312,10 +323,16 @@ class AdaBreg(_RegularizedOptimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p,
                                                            memory_format=torch.preserve_format)
                 state["step"] += 1
-                adabreg_update_(p, grad, state["dual"], state["exp_avg"], state["exp_avg_sq"],
-                                state["step"], lr=group["lr"], beta1=beta1, beta2=beta2,
-                                eps=group["eps"], delta=group["delta"], lam=lam,
-                                layout=layout)
+                ps.append(p)
+                gs.append(grad)
+                vs.append(state["dual"])
+                ms.append(state["exp_avg"])
+                ss.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+                lays.append(layout)
+            adabreg_foreach_(ps, gs, vs, ms, ss, steps, lr=group["lr"], beta1=beta1,
+                             beta2=beta2, eps=group["eps"], delta=group["delta"], lam=lam,
+                             layouts=None if layouts is None else lays)
         return loss
 
 

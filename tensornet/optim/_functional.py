@@ -53,6 +53,8 @@ __all__ = [
     "linbreg_update_",
     "adabreg_update_",
     "prox_sgd_update_",
+    "linbreg_foreach_",
+    "adabreg_foreach_",
 ]
 
 
@@ -162,8 +164,8 @@ def _group_shrink_(x: Tensor, threshold: float, dims: Sequence[int], blocks: int
     w = math.sqrt(group_size(tuple(xv.shape), gd)) if weight is None else weight
     t = threshold * w
     n = _keepdim_norms(xv, gd)
-    scale = torch.where(n > t, 1.0 - t / n, torch.zeros_like(n))
-    xv.mul_(scale)
+    # 1 - t / n is -inf on zero groups (t > 0 here): clamped to 0 like every group below t
+    xv.mul_(torch.reciprocal(n).mul_(-t).add_(1.0).clamp_(min=0.0))
 
 
 def _check_layout(layout):
@@ -391,3 +393,57 @@ def prox_sgd_update_(param: Tensor, grad: Tensor, momentum_buffer: Optional[Tens
         momentum_buffer = None
     _prox_(param, layout, lam, lr)
     return momentum_buffer
+
+
+# --------------------------------------------------------------------------- multi-tensor
+def _prox_all_(params: Sequence[Tensor], layouts, lam: float, scale: float) -> None:
+    if layouts is None or lam == 0:
+        return
+    for p, lay in zip(params, layouts):
+        if lay is not None:
+            _prox_(p, lay, lam, scale)
+
+
+@torch.no_grad()
+def linbreg_foreach_(params: Sequence[Tensor], grads: Sequence[Tensor], duals: Sequence[Tensor],
+                     momentum_buffers: Optional[Sequence[Tensor]], *, lr: float, momentum: float,
+                     delta: float, lam: float, layouts) -> None:
+    """:func:`linbreg_update_` on lists of tensors at once (``torch._foreach_*`` kernels).
+
+    ``momentum_buffers`` must already exist (zeros on the first step) when
+    ``momentum > 0``; ``layouts`` is one layout per tensor or ``None``.
+    """
+    if not params:
+        return
+    if momentum > 0:
+        torch._foreach_mul_(momentum_buffers, momentum)
+        torch._foreach_add_(momentum_buffers, grads, alpha=(1.0 - momentum) * lr)
+        torch._foreach_sub_(duals, momentum_buffers)
+    else:
+        torch._foreach_add_(duals, grads, alpha=-lr)
+    torch._foreach_copy_(params, duals)
+    if delta != 1.0:
+        torch._foreach_mul_(params, delta)
+    _prox_all_(params, layouts, lam, delta)
+
+
+@torch.no_grad()
+def adabreg_foreach_(params: Sequence[Tensor], grads: Sequence[Tensor], duals: Sequence[Tensor],
+                     exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor],
+                     steps: Sequence[int], *, lr: float, beta1: float, beta2: float, eps: float,
+                     delta: float, lam: float, layouts) -> None:
+    """:func:`adabreg_update_` on lists of tensors at once (``steps`` count from 1)."""
+    if not params:
+        return
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, [math.sqrt(1.0 - beta2 ** s) for s in steps])
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(duals, exp_avgs, denom, [-lr / (1.0 - beta1 ** s) for s in steps])
+    torch._foreach_copy_(params, duals)
+    if delta != 1.0:
+        torch._foreach_mul_(params, delta)
+    _prox_all_(params, layouts, lam, delta)

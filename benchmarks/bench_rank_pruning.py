@@ -1,0 +1,739 @@
+"""Learning ranks while training: Bregman (LinBreg / AdaBreg + RankL1) against the alternatives.
+
+Contenders (one process, same data, same architecture and maximum ranks,
+threads pinned equally, several seeds; whole training runs are timed, so
+the spread is over seeds):
+
+(a) ``LinBreg`` / ``AdaBreg`` with ``RankL1``, started at rank 1 with
+    :func:`tensornet.optim.low_rank_init`; zero components cut at the end
+    with :func:`tensornet.optim.prune_ranks`;
+(b) Adam at the full (maximum) rank, then post-hoc truncation (TT: TT
+    rounding of the cores; Tucker: HOOI of the weight; CP: CP-ALS of the
+    weight, all from ``tensornet.decomposition`` via the layers'
+    ``from_factors`` / ``from_dense``) at several rank levels, each
+    fine-tuned with Adam; its time includes the full-rank run;
+(c) proximal SGD (``tensornet.optim.ProxSGD``) with the same ``RankL1``
+    penalty from the usual dense initialisation, zero components cut;
+(d) tensorly-torch's tensor lasso (``tltorch.tensor_hooks``): TT / Tucker /
+    CP tensors of the same shape and maximum ranks with lasso weights on
+    the ranks, Adam, the ranks read off the non-zero lasso weights.
+
+Tasks:
+
+* planted: a TT teacher 64 -> 64 of TT ranks (2, 3) generates noisy data; the
+  students have ranks (8, 12). Test RMSE, recovered ranks, parameters,
+  FLOPs and training time.
+* mnist: the 5,000-digit MNIST subset (4,000 train / 1,000 test), an MLP
+  784 -> 256 -> 256 -> 10 whose two hidden layers are TT, Tucker or CP
+  layers. Test accuracy against the parameters of the factorized layers,
+  their FLOPs per sample, and the training time. "At equal accuracy"
+  compares each Bregman model with the smallest model of a baseline whose
+  mean accuracy is at most 0.5 points lower.
+
+The inverse-scale-space path of one AdaBreg run (test accuracy against the
+parameters it would keep, after every epoch) is plotted to
+``benchmarks/results/bench_rank_pruning_path.png``.
+
+    python -m benchmarks.bench_rank_pruning [--quick] [--tasks planted,mnist]
+        [--kinds tt,tucker,cp] [--seeds N]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks import _harness as H
+
+NAME = "bench_rank_pruning"
+SECTION = "rank_pruning"
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def factorized_size(model, example):
+    """(params of the tensorized layers, their FLOPs per sample, total params)."""
+    from tensornet.optim._ranks import _flops, _input_sizes, tensorized_layers
+
+    layers = tensorized_layers(model)
+    sizes = _input_sizes(model, layers, example)
+    params = sum(sum(p.numel() for p in layer.parameters()) for _, layer in layers)
+    flops = sum(_flops(layer, sizes.get(name)) for name, layer in layers)
+    return params, flops, sum(p.numel() for p in model.parameters())
+
+
+def ranks_of(model):
+    from tensornet.optim import rank_groups
+
+    out = {}
+    for g in rank_groups(model):
+        out.setdefault(g.layer, []).append(g.size)
+    return out
+
+
+def _median_range(xs):
+    xs = list(xs)
+    if not xs:
+        return float("nan"), float("nan"), float("nan")
+    return statistics.median(xs), min(xs), max(xs)
+
+
+# ---------------------------------------------------------------------------
+# tensorly-torch tensor lasso models (imported only here: tltorch sets TensorLy's
+# global backend at import, which is acceptable in a benchmark script)
+# ---------------------------------------------------------------------------
+
+def _tltorch_linear(kind, in_shape, out_shape, rank, bias=True):
+    torch = _torch()
+    import tltorch
+    from torch import nn
+
+    class LassoLinear(nn.Module):
+        """A linear layer whose weight is a tltorch factorized tensor (lasso-hookable)."""
+
+        def __init__(self):
+            super().__init__()
+            self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+            self.kind = kind
+            n_in, n_out = math.prod(in_shape), math.prod(out_shape)
+            std = math.sqrt(1.0 / (3 * n_in))
+            if kind == "tt":                       # TT of W[(o1 i1), (o2 i2), ...]
+                shape = tuple(o * i for o, i in zip(out_shape, in_shape))
+                self.weight = tltorch.FactorizedTensor.new(shape, rank=rank, factorization="TT")
+            elif kind == "tucker":
+                shape = tuple(out_shape) + tuple(in_shape)
+                self.weight = tltorch.FactorizedTensor.new(shape, rank=rank,
+                                                           factorization="Tucker")
+            else:
+                shape = tuple(out_shape) + tuple(in_shape)
+                self.weight = tltorch.FactorizedTensor.new(shape, rank=rank, factorization="CP")
+            self.weight.normal_(0, std)
+            self.bias = nn.Parameter(torch.empty(n_out).uniform_(-1 / math.sqrt(n_in),
+                                                                 1 / math.sqrt(n_in)))
+            self.n_in, self.n_out = n_in, n_out
+
+        def dense(self):
+            w = self.weight()                      # forward hooks (the lasso) apply here
+            full = w.to_tensor()
+            if self.kind == "tt":
+                d = len(self.in_shape)
+                inter = []
+                for o, i in zip(self.out_shape, self.in_shape):
+                    inter += [o, i]
+                full = full.reshape(inter).permute(list(range(0, 2 * d, 2))
+                                                   + list(range(1, 2 * d, 2)))
+            return full.reshape(self.n_out, self.n_in)
+
+        def forward(self, x):
+            return nn.functional.linear(x, self.dense(), self.bias)
+
+    return LassoLinear()
+
+
+def _tltorch_ranks(layer):
+    """Ranks left after the lasso: non-zero lasso weights per rank dimension."""
+    ws = layer.weight.lasso_weights
+    if layer.kind == "cp":
+        return [int((ws.detach() != 0).sum())]
+    return [int((w.detach() != 0).sum()) for w in ws]
+
+
+def _tensornet_equivalent(kind, in_shape, out_shape, ranks, bias=True):
+    """The tensornet layer with the ranks a tltorch lasso model kept (for params / FLOPs)."""
+    from tensornet.nn import CPLinear, TTLinear, TuckerLinear
+
+    n_in, n_out = math.prod(in_shape), math.prod(out_shape)
+    ranks = [max(1, r) for r in ranks]
+    if kind == "tt":
+        return TTLinear(n_in, n_out, rank=tuple(ranks), in_shape=in_shape, out_shape=out_shape,
+                        bias=bias)
+    if kind == "tucker":
+        return TuckerLinear(n_in, n_out, rank=tuple(ranks), in_shape=in_shape,
+                            out_shape=out_shape, bias=bias)
+    return CPLinear(n_in, n_out, rank=ranks[0], in_shape=in_shape, out_shape=out_shape,
+                    bias=bias)
+
+
+# ---------------------------------------------------------------------------
+# post-hoc truncation
+# ---------------------------------------------------------------------------
+
+def truncate_layer(layer, level):
+    """Post-hoc truncation of a trained tensorized layer to rank cap ``level``."""
+    torch = _torch()
+    from tensornet.decomposition import tt_round
+    from tensornet.nn import CPLinear, TTLinear, TuckerLinear
+
+    with torch.no_grad():
+        bias = layer.bias.detach() if layer.bias is not None else None
+        if isinstance(layer, TTLinear):
+            cores = [c.detach().double() for c in layer.cores]
+            caps = tuple(min(level, r) for r in layer.rank[1:-1])
+            rounded = tt_round(cores, rank=(1,) + caps + (1,))
+            cores = [torch.as_tensor(c).to(layer.cores[0].dtype) for c in rounded.factors]
+            return TTLinear.from_factors(cores, bias=bias)
+        dense = torch.nn.Linear(layer.in_features, layer.out_features)
+        dense.weight.copy_(layer.dense_weight())
+        if bias is not None:
+            dense.bias.copy_(bias)
+        if isinstance(layer, TuckerLinear):
+            rank = tuple(min(level, r) for r in layer.rank)
+            return TuckerLinear.from_dense(dense, rank=rank, in_shape=layer.in_shape,
+                                           out_shape=layer.out_shape)
+        if isinstance(layer, CPLinear):
+            return CPLinear.from_dense(dense, rank=min(level, layer.rank[0]),
+                                       in_shape=layer.in_shape, out_shape=layer.out_shape,
+                                       n_iter_max=50)
+    raise TypeError(type(layer).__name__)
+
+
+def truncate_model(model, level):
+    from tensornet.optim._ranks import _replace, tensorized_layers
+
+    for name, layer in tensorized_layers(model):
+        _replace(model, name, truncate_layer(layer, level))
+    return model
+
+
+# ---------------------------------------------------------------------------
+# planted-rank task
+# ---------------------------------------------------------------------------
+
+TRUE = (2, 3)
+SHAPE = (4, 4, 4)
+
+
+def planted_data(seed, n_train=2000, n_test=1000, noise=0.01):
+    torch = _torch()
+    from tensornet.nn import TTLinear
+
+    g = torch.Generator().manual_seed(1000 + seed)
+    torch.manual_seed(1000 + seed)
+    teacher = TTLinear(64, 64, rank=TRUE, in_shape=SHAPE, out_shape=SHAPE)
+    with torch.no_grad():
+        for c in teacher.cores:
+            c.normal_(0, 1, generator=g)
+        s = float(teacher.dense_weight().std())
+        for c in teacher.cores:
+            c /= (8 * s) ** (1 / 3)
+        teacher.bias.zero_()
+    X = torch.randn(n_train + n_test, 64, generator=g)
+    with torch.no_grad():
+        Y = teacher(X)
+    Yn = Y + noise * torch.randn(Y.shape, generator=g)
+    return (X[:n_train], Yn[:n_train]), (X[n_train:], Y[n_train:]), g
+
+
+def _fit(model, opt, data, g, steps, batch=100, extra_loss=None, after_step=None):
+    torch = _torch()
+    X, Y = data
+    for _ in range(steps):
+        idx = torch.randint(0, X.shape[0], (batch,), generator=g)
+        opt.zero_grad()
+        loss = ((model(X[idx]) - Y[idx]) ** 2).mean()
+        if extra_loss is not None:
+            loss = loss + extra_loss()
+        loss.backward()
+        opt.step()
+        if after_step is not None:
+            after_step()
+
+
+def _rmse(model, test):
+    torch = _torch()
+    with torch.no_grad():
+        return float(((model(test[0]) - test[1]) ** 2).mean().sqrt())
+
+
+def planted_runs(seed, quick):
+    """All contenders on one seed of the planted task; a list of result dicts."""
+    torch = _torch()
+    from torch import nn
+
+    from tensornet.nn import TTLinear
+    from tensornet.optim import (
+        AdaBreg,
+        LinBreg,
+        ProxSGD,
+        RankL1,
+        low_rank_init,
+        prune_ranks,
+        rank_param_groups,
+    )
+
+    train, test, g = planted_data(seed)
+    scale = 0.25 if quick else 1.0
+    out = []
+    example = test[0][:1]
+
+    def student():
+        return nn.Sequential(TTLinear(64, 64, rank=(8, 12), in_shape=SHAPE, out_shape=SHAPE))
+
+    def record(method, setting, model, seconds):
+        prune_ranks(model)
+        p, f, tot = factorized_size(model, example)
+        ranks = ranks_of(model)["0"]
+        out.append(dict(task="planted", seed=seed, method=method, setting=setting,
+                        rmse=_rmse(model, test), ranks=ranks, exact=tuple(ranks) == TRUE,
+                        params=p, flops=f, total_params=tot, time=seconds))
+
+    # (a) Bregman from rank 1
+    for name, make, steps, decay in (
+            ("LinBreg", lambda m: LinBreg(rank_param_groups(m, reg=RankL1(0.1)), lr=1.0,
+                                          momentum=0.9), 4000, 0.2),
+            ("AdaBreg", lambda m: AdaBreg(rank_param_groups(m, reg=RankL1(0.1)), lr=0.01,
+                                          eps=1e-2), 2000, 0.3)):
+        torch.manual_seed(seed)
+        m = student()
+        t0 = time.perf_counter()
+        low_rank_init(m, rank=1, decay=decay)
+        _fit(m, make(m), train, g, int(steps * scale))
+        record(name, "lam=0.1", m, time.perf_counter() - t0)
+
+    # (b) Adam at full rank, TT rounding at several tolerances, fine-tuning
+    torch.manual_seed(seed)
+    full = student()
+    t0 = time.perf_counter()
+    _fit(full, torch.optim.Adam(full.parameters(), lr=3e-3), train, g, int(2000 * scale))
+    t_full = time.perf_counter() - t0
+    out.append(dict(task="planted", seed=seed, method="Adam (full rank)", setting="ranks 8,12",
+                    rmse=_rmse(full, test), ranks=[8, 12], exact=False,
+                    **dict(zip(("params", "flops", "total_params"),
+                               factorized_size(full, example))), time=t_full))
+    from tensornet.decomposition import tt_round
+
+    for eps in (0.003, 0.01, 0.03):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            layer = full[0]
+            rounded = tt_round([c.detach().double() for c in layer.cores], eps=eps)
+            cores = [torch.as_tensor(c).float() for c in rounded.factors]
+            m = nn.Sequential(TTLinear.from_factors(cores, bias=layer.bias.detach()))
+        _fit(m, torch.optim.Adam(m.parameters(), lr=1e-3), train, g, int(500 * scale))
+        record("Adam + TT rounding", f"eps={eps}", m, t_full + time.perf_counter() - t0)
+
+    # (c) proximal SGD with the same penalty, dense start
+    for lam in (0.003, 0.01, 0.03):
+        torch.manual_seed(seed)
+        m = student()
+        t0 = time.perf_counter()
+        opt = ProxSGD(rank_param_groups(m, reg=RankL1(lam)), lr=0.3, momentum=0.9)
+        _fit(m, opt, train, g, int(4000 * scale))
+        record("ProxSGD", f"lam={lam}", m, time.perf_counter() - t0)
+
+    # (d) tltorch tensor lasso on a TT tensor of the same maximum ranks
+    for pen in (0.01, 0.1, 1.0):
+        import tltorch
+
+        torch.manual_seed(seed)
+        m = _tltorch_linear("tt", SHAPE, SHAPE, (1, 8, 12, 1))
+        lasso = tltorch.tensor_hooks.tensor_lasso(factorization="TT", penalty=pen)
+        lasso.apply(m.weight)
+        t0 = time.perf_counter()
+
+        def extra():
+            return lasso.loss
+
+        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+        _fit(m, opt, train, g, int(2000 * scale), extra_loss=extra, after_step=lasso.reset)
+        seconds = time.perf_counter() - t0
+        ranks = _tltorch_ranks(m)
+        eq = nn.Sequential(_tensornet_equivalent("tt", SHAPE, SHAPE, ranks))
+        p, f, tot = factorized_size(eq, example)
+        with torch.no_grad():
+            rmse = float(((m(test[0]) - test[1]) ** 2).mean().sqrt())
+        lasso.reset()
+        out.append(dict(task="planted", seed=seed, method="tltorch tensor lasso",
+                        setting=f"penalty={pen}", rmse=rmse, ranks=ranks,
+                        exact=tuple(ranks) == TRUE, params=p, flops=f, total_params=tot,
+                        time=seconds))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# MNIST MLP
+# ---------------------------------------------------------------------------
+
+MAX_RANK = {"tt": 16, "tucker": 8, "cp": 64}
+N_MODES = {"tt": 3, "tucker": 2, "cp": 3}
+
+
+def mnist_data():
+    torch = _torch()
+    from tensornet.datasets import load_mnist_subset
+
+    X, y = load_mnist_subset()
+    X, y = torch.tensor(X), torch.tensor(y)
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
+    Xtr, ytr, Xte, yte = X[perm[:4000]], y[perm[:4000]], X[perm[4000:]], y[perm[4000:]]
+    mu, sd = Xtr.mean(), Xtr.std()
+    return ((Xtr - mu) / sd, ytr), ((Xte - mu) / sd, yte)
+
+
+def mlp(kind, rank, tltorch_lasso=None):
+    from torch import nn
+
+    from tensornet.nn import CPLinear, TTLinear, TuckerLinear
+    from tensornet.nn._base import resolve_feature_shapes
+
+    cls = {"tt": TTLinear, "tucker": TuckerLinear, "cp": CPLinear}[kind]
+
+    def layer(i, o):
+        if tltorch_lasso is None:
+            return cls(i, o, rank=rank, n_modes=N_MODES[kind])
+        in_shape, out_shape = resolve_feature_shapes(i, o, None, None, N_MODES[kind],
+                                                     same_length=(kind == "tt"))
+        if kind == "tt":
+            r = (1,) + (rank,) * (len(in_shape) - 1) + (1,)
+        elif kind == "tucker":
+            r = tuple(min(rank, s) for s in out_shape + in_shape)
+        else:
+            r = rank
+        return _tltorch_linear(kind, in_shape, out_shape, r)
+
+    return nn.Sequential(layer(784, 256), nn.ReLU(), layer(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def _accuracy(model, test):
+    torch = _torch()
+    with torch.no_grad():
+        return float((model(test[0]).argmax(1) == test[1]).float().mean()) * 100
+
+
+def _epochs(model, opt, train, seed, epochs, batch=64, extra_loss=None, after_step=None,
+            on_epoch=None):
+    torch = _torch()
+    from torch import nn
+
+    X, y = train
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        perm = torch.randperm(X.shape[0], generator=g)
+        for i in range(0, X.shape[0], batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+            if extra_loss is not None:
+                loss = loss + extra_loss()
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+        if on_epoch is not None:
+            on_epoch(ep)
+
+
+def mnist_runs(kind, seed, quick, path_log=None):
+    torch = _torch()
+    from torch import nn
+
+    from tensornet.optim import (
+        AdaBreg,
+        LinBreg,
+        ProxSGD,
+        RankL1,
+        low_rank_init,
+        prune_ranks,
+        rank_param_groups,
+        regularized_params,
+    )
+
+    train, test = mnist_data()
+    example = test[0][:1]
+    E = 3 if quick else 15
+    FT = 1 if quick else 4
+    R = MAX_RANK[kind]
+    out = []
+
+    def record(method, setting, model, seconds, ranks=None, eq_model=None):
+        acc = _accuracy(model, test)
+        if eq_model is None:
+            prune_ranks(model)
+            eq_model = model
+            ranks = ranks_of(model)
+        p, f, tot = factorized_size(eq_model, example)
+        out.append(dict(task="mnist", kind=kind, seed=seed, method=method, setting=setting,
+                        acc=acc, ranks=ranks, params=p, flops=f, total_params=tot,
+                        time=seconds))
+
+    # (b) Adam at full rank (also the time reference), then truncation + fine-tuning
+    torch.manual_seed(seed)
+    full = mlp(kind, R)
+    t0 = time.perf_counter()
+    _epochs(full, torch.optim.Adam(full.parameters(), lr=1e-3), train, seed, E)
+    t_full = time.perf_counter() - t0
+    record("Adam (full rank)", f"rank {R}", full, t_full)
+    levels = {"tt": (1, 2, 4, 8), "tucker": (1, 2, 4), "cp": (4, 8, 16, 32)}[kind]
+    if quick:
+        levels = levels[1:2]
+    for level in levels:
+        t0 = time.perf_counter()
+        m = truncate_model(_clone_model(full), level)
+        _epochs(m, torch.optim.Adam(m.parameters(), lr=1e-3), train, seed + 100, FT)
+        record("Adam + truncation", f"cap {level}", m, t_full + time.perf_counter() - t0)
+
+    # (a) Bregman from rank 1 (LinBreg / AdaBreg), the path of the first AdaBreg run logged
+    settings = [("AdaBreg", 0.003), ("AdaBreg", 0.01), ("LinBreg", 0.003), ("LinBreg", 0.03)]
+    if quick:
+        settings = settings[:1] + settings[2:3]
+    for name, lam in settings:
+        torch.manual_seed(seed)
+        m = mlp(kind, R)
+        t0 = time.perf_counter()
+        low_rank_init(m, rank=1, decay=0.3)
+        groups = rank_param_groups(m, reg=RankL1(lam))
+        if name == "AdaBreg":
+            opt = AdaBreg(groups, lr=1e-3, eps=1e-3)
+        else:
+            opt = LinBreg(groups, lr=0.1, momentum=0.9)
+        on_epoch = None
+        if path_log is not None and name == "AdaBreg" and not path_log:
+            def on_epoch(ep, m=m, opt=opt):
+                path_log.append(dict(epoch=ep + 1, acc=_accuracy(m, test),
+                                     params=regularized_params(opt)[0]))
+        _epochs(m, opt, train, seed, E, on_epoch=on_epoch)
+        record(name, f"lam={lam}", m, time.perf_counter() - t0)
+
+    # (c) proximal SGD with the same penalty from the dense initialisation
+    for lam in ((0.003,) if quick else (0.001, 0.003, 0.01)):
+        torch.manual_seed(seed)
+        m = mlp(kind, R)
+        t0 = time.perf_counter()
+        opt = ProxSGD(rank_param_groups(m, reg=RankL1(lam)), lr=0.05, momentum=0.9)
+        _epochs(m, opt, train, seed, E)
+        record("ProxSGD", f"lam={lam}", m, time.perf_counter() - t0)
+
+    # (d) tltorch tensor lasso
+    import tltorch
+
+    for pen in ((0.1,) if quick else (0.01, 0.1, 1.0)):
+        torch.manual_seed(seed)
+        m = mlp(kind, R, tltorch_lasso=True)
+        fact = {"tt": "TT", "tucker": "Tucker", "cp": "CP"}[kind]
+        lasso = tltorch.tensor_hooks.tensor_lasso(factorization=fact, penalty=pen)
+        layers = [m[0], m[2]]
+        for layer in layers:
+            lasso.apply(layer.weight)
+        t0 = time.perf_counter()
+        _epochs(m, torch.optim.Adam(m.parameters(), lr=1e-3), train, seed, E,
+                extra_loss=lambda: lasso.loss, after_step=lasso.reset)
+        seconds = time.perf_counter() - t0
+        ranks = {str(2 * k): _tltorch_ranks(layer) for k, layer in enumerate(layers)}
+        eq = nn.Sequential(*[_tensornet_equivalent(kind, layer.in_shape, layer.out_shape,
+                                                   ranks[str(2 * k)])
+                             for k, layer in enumerate(layers)])
+        acc = _accuracy(m, test)
+        lasso.reset()
+        p, f, _ = factorized_size(eq, torch.zeros(1, 784))
+        tot = p + 256 * 10 + 10
+        out.append(dict(task="mnist", kind=kind, seed=seed, method="tltorch tensor lasso",
+                        setting=f"penalty={pen}", acc=acc, ranks=ranks, params=p, flops=f,
+                        total_params=tot, time=seconds))
+    return out
+
+
+def _clone_model(model):
+    import copy
+
+    return copy.deepcopy(model)
+
+
+# ---------------------------------------------------------------------------
+# summaries
+# ---------------------------------------------------------------------------
+
+def summarise(rows, keys, metric):
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        s = dict(zip(keys, key))
+        s["n"] = len(rs)
+        s[metric] = statistics.mean(r[metric] for r in rs)
+        s[metric + "_sd"] = statistics.pstdev([r[metric] for r in rs]) if len(rs) > 1 else 0.0
+        for k in ("params", "flops", "total_params"):
+            s[k] = statistics.median(r[k] for r in rs)
+        s["time"], s["time_min"], s["time_max"] = _median_range(r["time"] for r in rs)
+        if "exact" in rs[0]:
+            s["exact"] = sum(bool(r["exact"]) for r in rs)
+        s["ranks"] = [r["ranks"] for r in rs]
+        out.append(s)
+    return out
+
+
+def equal_accuracy_ratios(summary, tolerance=0.5):
+    """For each Bregman setting: smallest baseline model within ``tolerance`` accuracy points."""
+    bregs = [s for s in summary if s["method"] in ("LinBreg", "AdaBreg")]
+    ratios = []
+    for b in bregs:
+        row = dict(kind=b["kind"], method=b["method"], setting=b["setting"], acc=b["acc"],
+                   params=b["params"])
+        for base in ("Adam + truncation", "ProxSGD", "tltorch tensor lasso"):
+            cands = [s for s in summary if s["kind"] == b["kind"] and s["method"] == base
+                     and s["acc"] >= b["acc"] - tolerance]
+            if cands:
+                best = min(cands, key=lambda s: s["params"])
+                row[base] = dict(setting=best["setting"], params=best["params"],
+                                 acc=best["acc"], ratio=best["params"] / b["params"])
+            else:
+                row[base] = None
+        ratios.append(row)
+    return ratios
+
+
+def plot_path(path_log, full_acc, kind, out_png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    xs = [p["params"] for p in path_log]
+    ys = [p["acc"] for p in path_log]
+    ax.plot(xs, ys, "o-", color="C0", label="AdaBreg + RankL1 (after each epoch)")
+    for p in path_log[:: max(1, len(path_log) // 5)]:
+        ax.annotate(f"ep {p['epoch']}", (p["params"], p["acc"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, -10))
+    if full_acc is not None:
+        ax.axhline(full_acc[1], color="C3", ls="--", lw=1,
+                   label=f"Adam at full rank ({full_acc[0]:,} params)")
+    ax.set_xlabel("parameters kept in the factorized layers")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Inverse scale space: MNIST MLP, {kind.upper()} layers")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def _fmt_ranks(ranks):
+    if isinstance(ranks, dict):
+        return " / ".join(",".join(str(x) for x in v) for v in ranks.values())
+    return ",".join(str(x) for x in ranks)
+
+
+def markdown(payload):
+    lines = []
+    lines.append("## Learning ranks while training (Bregman, `tensornet.optim`)\n")
+    m = payload["machine"]
+    lines.append(f"{m['cpu']}, {m['threads']} thread(s), torch {m['versions']['torch']}, "
+                 f"tensorly-torch {m['versions']['tensorly-torch']}; {payload['seeds']} seeds; "
+                 f"whole training runs timed (median and min–max over seeds). "
+                 "`params` and `FLOPs` are those of the factorized layers after cutting "
+                 "the zero components (FLOPs per sample, a multiply-add = 2)."
+                 + (" **Quick run.**" if payload["quick"] else "") + "\n")
+    if payload.get("planted"):
+        lines.append("### Planted ranks (TT teacher 64→64, ranks 2,3; students at 8,12)\n")
+        rows = []
+        for s in payload["planted"]["summary"]:
+            rows.append([s["method"], s["setting"], f"{s['rmse']:.4f}",
+                         f"{s['exact']}/{s['n']}",
+                         "; ".join(_fmt_ranks(r) for r in s["ranks"]),
+                         f"{s['params']:,.0f}", f"{s['flops']:,.0f}",
+                         f"{s['time']:.1f} s ({s['time_min']:.1f}–{s['time_max']:.1f})"])
+        lines.append(H.markdown_table(["method", "setting", "test RMSE", "exact ranks",
+                                       "ranks per seed", "params", "FLOPs", "train time"],
+                                      rows))
+        lines.append("\nNoise floor: RMSE 0.01. Adam + TT rounding's time includes the "
+                     "full-rank Adam run.\n")
+    if payload.get("mnist"):
+        for kind in payload["kinds"]:
+            summ = [s for s in payload["mnist"]["summary"] if s["kind"] == kind]
+            if not summ:
+                continue
+            lines.append(f"### MNIST MLP 784→256→256→10, {kind.upper()} hidden layers "
+                         f"(max rank {MAX_RANK[kind]})\n")
+            rows = []
+            for s in summ:
+                rows.append([s["method"], s["setting"],
+                             f"{s['acc']:.2f} ± {s['acc_sd']:.2f}",
+                             f"{s['params']:,.0f}", f"{s['flops']:,.0f}",
+                             f"{s['total_params']:,.0f}",
+                             f"{s['time']:.1f} s ({s['time_min']:.1f}–{s['time_max']:.1f})"])
+            lines.append(H.markdown_table(["method", "setting", "test acc (%)",
+                                           "factorized params", "FLOPs", "total params",
+                                           "train time"], rows))
+            ratios = [r for r in payload["mnist"]["ratios"] if r["kind"] == kind]
+            if ratios:
+                lines.append("\nAt equal accuracy (baseline mean accuracy ≥ Bregman − 0.5): "
+                             "smallest baseline model / Bregman model, in factorized "
+                             "parameters.\n")
+                rrows = []
+                for r in ratios:
+                    cells = [f"{r['method']} {r['setting']}", f"{r['acc']:.2f}",
+                             f"{r['params']:,.0f}"]
+                    for base in ("Adam + truncation", "ProxSGD", "tltorch tensor lasso"):
+                        b = r[base]
+                        cells.append("none reaches it" if b is None else
+                                     f"{b['ratio']:.2f}× ({b['setting']}, {b['acc']:.2f}%)")
+                    rrows.append(cells)
+                lines.append(H.markdown_table(["Bregman", "acc", "params",
+                                               "vs truncation", "vs ProxSGD",
+                                               "vs tltorch lasso"], rrows))
+            lines.append("")
+        lines.append("![inverse scale space path](results/bench_rank_pruning_path.png)\n")
+    for note in payload.get("notes", []):
+        lines.append(f"- {note}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    def extra(p):
+        p.add_argument("--tasks", default="planted,mnist")
+        p.add_argument("--kinds", default="tt,tucker,cp")
+        p.add_argument("--seeds", type=int, default=None)
+
+    args = H.parse_args(__doc__.splitlines()[0], argv, extra)
+    tasks = args.tasks.split(",")
+    kinds = args.kinds.split(",")
+    if args.quick:
+        kinds = kinds[:1]
+    seeds = args.seeds or (1 if args.quick else 3)
+    payload = dict(machine=H.machine(args.device, args.threads), quick=args.quick,
+                   seeds=seeds, kinds=kinds, notes=[])
+    if "planted" in tasks:
+        rows = []
+        for seed in range(seeds):
+            rows += planted_runs(seed, args.quick)
+            print(f"planted seed {seed} done", flush=True)
+        payload["planted"] = dict(runs=rows, summary=summarise(rows, ("method", "setting"),
+                                                               "rmse"))
+    if "mnist" in tasks:
+        rows, path_log = [], []
+        for kind in kinds:
+            for seed in range(seeds):
+                rows += mnist_runs(kind, seed, args.quick,
+                                   path_log=path_log if kind == kinds[0] and seed == 0
+                                   else None)
+                print(f"mnist {kind} seed {seed} done", flush=True)
+        summ = summarise(rows, ("kind", "method", "setting"), "acc")
+        payload["mnist"] = dict(runs=rows, summary=summ, ratios=equal_accuracy_ratios(summ),
+                                path=path_log)
+        full = next((s for s in summ if s["kind"] == kinds[0]
+                     and s["method"] == "Adam (full rank)"), None)
+        if path_log:
+            plot_path(path_log, (int(full["params"]), full["acc"]) if full else None,
+                      kinds[0], H.RESULTS / "bench_rank_pruning_path.png")
+    H.write_results(NAME, payload, args.device)
+    md = markdown(payload)
+    print(md)
+    if not args.no_readme:
+        H.update_readme(SECTION, md)
+
+
+if __name__ == "__main__":
+    main()
