@@ -367,10 +367,11 @@ def accumulate_moment_sums(C: CountMatrix, basis_backend, basis_host: np.ndarray
     Cost O(nnz m + n m^3 / 2); memory one batch of ``batch x m(m+1)/2``.
     """
     m = basis_host.shape[1]
-    j_idx, k_idx = _pair_index(m)
-    j_b, k_b = _from_host(j_idx, C), _from_host(k_idx, C)
+    # pair (j, l), j <= l, lives in row off[j] + (l - j) of the pair products
+    off = np.concatenate([[0], np.cumsum(np.arange(m, 0, -1))]).astype(int)
     out = MomentSums.zeros(basis_host)
     acc = {}
+    buf = None
     for bt in C.batches(batch_size):
         lengths = bt.row_sums()
         keep, inv_l, s2, s3 = document_weights(lengths)
@@ -384,14 +385,21 @@ def accumulate_moment_sums(C: CountMatrix, basis_backend, basis_host: np.ndarray
         out.n_tokens += _backend_sum(lengths * keep)
         P = bt.mm(basis_backend)  # (b, m)
         P3 = P * s3[:, None]
-        pairs = P[:, j_b] * P[:, k_b]  # (b, m(m+1)/2)
+        # pair products p_j p_l (j <= l) as rows of length b: contiguous slices, no gathers
+        PT = _contiguous(P.T)
+        if buf is None or buf.shape[1] != PT.shape[1]:
+            buf = _empty_like(PT, (off[-1], PT.shape[1]))
+        for j in range(m):
+            _mul_into(PT[j:j + 1], PT[j:], buf[off[j]:off[j + 1]])
+        # one transposed product for rho and the three per-word sums
+        stacked = bt.tmm(_hstack([P3, inv_l[:, None], s2[:, None], s3[:, None]], C.backend))
         parts = {
-            "m1": bt.tmm(inv_l),
-            "tau2": bt.tmm(s2),
-            "tau3": bt.tmm(s3),
+            "m1": stacked[:, m],
+            "tau2": stacked[:, m + 1],
+            "tau3": stacked[:, m + 2],
             "pp2": (P * s2[:, None]).T @ P,
-            "rho": bt.tmm(P3),
-            "ppp3": P3.T @ pairs,
+            "rho": stacked[:, :m],
+            "ppp3": (buf @ P3).T,
         }
         for key, val in parts.items():
             acc[key] = val if key not in acc else acc[key] + val
@@ -400,6 +408,48 @@ def accumulate_moment_sums(C: CountMatrix, basis_backend, basis_host: np.ndarray
     for key, val in acc.items():
         setattr(out, key, np.asarray(_to_host(val), dtype=np.float64))
     return out
+
+
+def _contiguous(x):
+    from .._backend import array_backend
+
+    if array_backend(x) == "pytorch":
+        return x.contiguous()
+    if array_backend(x) == "cupy":  # pragma: no cover
+        import cupy
+
+        return cupy.ascontiguousarray(x)
+    return np.ascontiguousarray(x)
+
+
+def _empty_like(x, shape):
+    from .._backend import array_backend
+
+    if array_backend(x) == "pytorch":
+        import torch
+
+        return torch.empty(shape, dtype=x.dtype, device=x.device)
+    if array_backend(x) == "cupy":  # pragma: no cover
+        import cupy
+
+        return cupy.empty(shape, dtype=x.dtype)
+    return np.empty(shape, dtype=x.dtype)
+
+
+def _mul_into(a, b, out):
+    """``out[...] = a * b`` without a temporary where the library allows it."""
+    from .._backend import array_backend
+
+    if array_backend(out) == "pytorch":
+        import torch
+
+        torch.mul(a, b, out=out)
+    elif array_backend(out) == "cupy":  # pragma: no cover
+        import cupy
+
+        cupy.multiply(a, b, out=out)
+    else:
+        np.multiply(a, b, out=out)
 
 
 # -------------------------------------------------------------------- normalised, projected
@@ -463,12 +513,15 @@ def project_moments(sums: MomentSums, chunk: int = 2048) -> ProjectedMoments:
     e2 = (e2 + e2.T) / 2
     # G_ijk = Σ_t Q_ti Q_tj ρ_tk and H_ijk = Σ_t τ3_t Q_ti Q_tj Q_tk, symmetric in (i, j):
     # computed over the pairs i <= j only, chunked over words
-    j_idx, k_idx = _pair_index(m)
-    GH = np.zeros((len(j_idx), 2 * m))
+    off = np.concatenate([[0], np.cumsum(np.arange(m, 0, -1))]).astype(int)
+    GH = np.zeros((off[-1], 2 * m))
+    buf = np.empty((off[-1], min(chunk, V)))
     for a in range(0, V, chunk):
-        q = Q[a:a + chunk]
-        kr = q[:, j_idx] * q[:, k_idx]
-        GH += kr.T @ np.hstack([sums.rho[a:a + chunk], q * sums.tau3[a:a + chunk, None]])
+        qT = np.ascontiguousarray(Q[a:a + chunk].T)
+        krT = buf[:, :qT.shape[1]]
+        for j in range(m):
+            np.multiply(qT[j:j + 1], qT[j:], out=krT[off[j]:off[j + 1]])
+        GH += krT @ np.hstack([sums.rho[a:a + chunk], qT.T * sums.tau3[a:a + chunk, None]])
     G = _expand_first_pairs(GH[:, :m], m)
     H = _expand_first_pairs(GH[:, m:], m)
     e3 = (_expand_pairs(sums.ppp3, m) - sym3(G) + 2.0 * H) / n
