@@ -476,6 +476,7 @@ def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
         "--scale", action="store_true", help="the 1,000,000-document scale run instead"))
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("gensim").setLevel(logging.ERROR)  # "too few updates" at its defaults
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.scale:
         run_scale(args)

@@ -23,11 +23,13 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "document_completion_loglik": "_inference",
     "variational_doc_topics": "_inference",
     "split_counts": "_inference",
+    "refine_topics": "_inference",
     # building blocks
     "as_count_matrix": "_counts",
     "CountMatrix": "_counts",
     "MomentSums": "_moments",
     "ProjectedMoments": "_moments",
+    "first_pass": "_moments",
     "e2_product": "_moments",
     "range_basis": "_moments",
     "accumulate_moment_sums": "_moments",

@@ -113,13 +113,6 @@ class CountMatrix:
                              shape=(b - a, self.n_words))
         return Batch(self, a, b, mat)  # pragma: no cover
 
-    def row_sums(self):
-        """Document lengths (float64, on the backend)."""
-        out = []
-        for bt in self.batches(max(1, self.n_docs)):
-            out.append(bt.row_sums())
-        return out[0] if out else None
-
     def row_subset(self, rows: np.ndarray) -> "CountMatrix":
         """A new CountMatrix with the given rows (host index array), in that order."""
         rows = np.asarray(rows, dtype=np.int64)

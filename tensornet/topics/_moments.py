@@ -46,6 +46,7 @@ __all__ = [
     "ProjectedMoments",
     "Whitening",
     "document_weights",
+    "first_pass",
     "e2_product",
     "range_basis",
     "accumulate_moment_sums",
