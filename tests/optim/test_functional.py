@@ -147,3 +147,55 @@ def test_zero_lambda_is_identity():
 def test_unknown_layout_is_rejected():
     with pytest.raises(ValueError, match="unknown layout"):
         prox(torch.ones(2), ["nuclear"], 1.0)
+
+
+def test_multi_tensor_updates_match_the_single_tensor_ones():
+    from tensornet.optim.functional import (
+        adabreg_foreach_,
+        adabreg_update_,
+        linbreg_foreach_,
+        linbreg_update_,
+    )
+
+    layouts = [["l1"], ["group", [0], 1, 2.5], None]
+    shapes = [(4, 3), (5, 2), (6,)]
+
+    def fresh():
+        return [_rand(s, 10 + k) for k, s in enumerate(shapes)]
+
+    grads = [[_rand(s, 20 + 3 * t + k) for k, s in enumerate(shapes)] for t in range(3)]
+    # LinBreg with momentum
+    p1, v1, b1 = fresh(), fresh(), [None] * 3
+    p2, v2, b2 = fresh(), fresh(), [torch.zeros(s, dtype=torch.float64) for s in shapes]
+    for gs in grads:
+        for k in range(3):
+            b1[k] = linbreg_update_(p1[k], gs[k], v1[k], b1[k], lr=0.3, momentum=0.7,
+                                    delta=1.5, lam=0.2, layout=layouts[k])
+        linbreg_foreach_(p2, gs, v2, b2, lr=0.3, momentum=0.7, delta=1.5, lam=0.2,
+                         layouts=layouts)
+    for a, b in zip(p1 + v1 + b1, p2 + v2 + b2):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    # AdaBreg
+    p1, v1 = fresh(), fresh()
+    p2, v2 = fresh(), fresh()
+    m1, s1 = [torch.zeros(s, dtype=torch.float64) for s in shapes], \
+        [torch.zeros(s, dtype=torch.float64) for s in shapes]
+    m2, s2 = [x.clone() for x in m1], [x.clone() for x in s1]
+    for t, gs in enumerate(grads, start=1):
+        for k in range(3):
+            adabreg_update_(p1[k], gs[k], v1[k], m1[k], s1[k], t, lr=0.1, beta1=0.8,
+                            beta2=0.95, eps=1e-3, delta=0.5, lam=0.1, layout=layouts[k])
+        adabreg_foreach_(p2, gs, v2, m2, s2, [t] * 3, lr=0.1, beta1=0.8, beta2=0.95, eps=1e-3,
+                         delta=0.5, lam=0.1, layouts=layouts)
+    for a, b in zip(p1 + v1 + m1 + s1, p2 + v2 + m2 + s2):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_explicit_group_weight():
+    from tensornet.optim.functional import group_weight
+
+    x = torch.tensor([[3.0, 4.0], [0.3, 0.4]], dtype=torch.float64)
+    assert group_weight(x.shape, ["group", [0], 1]) == pytest.approx(math.sqrt(2))
+    out = prox(x, ["group", [0], 1, 10.0], lam=0.1, scale=1.0)        # threshold 1
+    np.testing.assert_allclose(out.numpy(), [[2.4, 3.2], [0.0, 0.0]], atol=1e-14)
+    assert penalty(x, ["group", [0], 1, 10.0], 0.1) == pytest.approx(5.0 + 0.5)

@@ -230,3 +230,21 @@ def test_stale_param_groups_after_pruning_are_detected():
     groups[0]["params"] = list(model[0].parameters())     # metadata still says rank 4
     with pytest.raises(ValueError, match="was the model pruned after"):
         LinBreg(groups, lr=0.1)
+
+
+def test_rank_l1_weights_are_the_whole_components_size():
+    torch.manual_seed(0)
+    layer = TTLinear(64, 64, rank=(8, 12), in_shape=(4, 4, 4), out_shape=(4, 4, 4))
+    model = nn.Sequential(layer)
+    opt = LinBreg(rank_param_groups(model, reg=RankL1(0.1)), lr=0.1)
+    lay = opt.param_groups[0]["reg"]["layout"]
+    names = opt.param_groups[0]["param_names"]
+    c0, c1 = names.index("0.cores.0"), names.index("0.cores.1")
+    # bond 1: cores.0[..., r] (16 entries) + cores.1[r] (16 * 12); bond 2: 8 * 16 + 16
+    assert lay[c0][:3] == ["group", [3], 1] and lay[c0][3] == pytest.approx(math.sqrt(208))
+    assert lay[c1][:3] == ["group", [3], 1] and lay[c1][3] == pytest.approx(math.sqrt(144))
+    lead = LinBreg(rank_param_groups(model, reg=RankL1(0.1, weight="lead")), lr=0.1)
+    assert lead.param_groups[0]["reg"]["layout"][c0] == ["group", [3], 1]
+    assert lead.param_groups[0]["reg"]["weight"] == "lead"
+    with pytest.raises(ValueError, match="weight must be 'component' or 'lead'"):
+        RankL1(0.1, weight="all")
