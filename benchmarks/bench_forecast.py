@@ -458,7 +458,7 @@ def _targets(speed_res, acc_res):
             li = _agg(runs, name, "linear", hmax)
             if tt and ls:
                 gain = 1 - tt[0] / ls[0]
-                beats_lstm.append(f"{name} {gain:+.1%}")
+                beats_lstm.append(f"{name} {gain:+.2%}")
             if tt and li and name != "genz":
                 vs_linear.append((name, tt[0] <= li[0], tt[0] / li[0] - 1))
         if beats_lstm:
@@ -469,7 +469,7 @@ def _targets(speed_res, acc_res):
         if vs_linear:
             ok = sum(v[1] for v in vs_linear)
             out.append("TT-LSTM no worse than linear at the longest horizon: " + ", ".join(
-                f"{n} {d:+.1%}" for n, _, d in vs_linear) +
+                f"{n} {d:+.2%}" for n, _, d in vs_linear) +
                 f" — {'met' if ok >= 2 else 'missed'} ({ok} of {len(vs_linear)} real series; "
                 "target 2)")
     return out
@@ -495,12 +495,13 @@ def plot(acc_res, path):
             ax.errorbar(hs, mean, yerr=sd, marker="o", ms=3, lw=1.4 if m == "ttlstm" else 1,
                         color=f"C{j}", label=MODEL_LABEL[m], capsize=2)
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xticks(hs)
         ax.set_xticklabels([str(h) for h in hs])
         ax.set_xlabel("horizon (steps)")
         ax.set_title(name, fontsize=10)
         if i == 0:
-            ax.set_ylabel("RMSE (original scale)")
+            ax.set_ylabel("RMSE (original scale, log)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
@@ -516,25 +517,38 @@ def main(argv=None):
                        choices=list(REAL) + ["genz"])
         p.add_argument("--fs-mem-gb", type=float, default=3.0,
                        help="memory budget for the full-state-tensor runs")
+        p.add_argument("--report-only", action="store_true",
+                       help="rebuild the tables and the plot from the saved results JSON")
 
     args = H.parse_args(__doc__.splitlines()[0], argv, extra)
     t0 = time.perf_counter()
     speed_res = acc_res = None
+    suffix = "-quick" if args.quick else ""
+    if args.report_only:
+        import json
+
+        saved = json.loads((H.RESULTS / f"{NAME}{suffix}.json").read_text())
+        speed_res, acc_res = saved["speed"], saved["accuracy"]
+        args.threads = saved["machine"]["threads"]
+        args.part = "none"
     if args.part in ("speed", "all"):
         print("speed ...", flush=True)
         speed_res = speed(args)
     if args.part in ("accuracy", "all"):
         print("accuracy ...", flush=True)
         acc_res = accuracy(args)
-    suffix = "-quick" if args.quick else ""
     plot_name = f"forecast_error_vs_horizon{suffix}.png"
     if acc_res:
         H.RESULTS.mkdir(parents=True, exist_ok=True)
         plot(acc_res, H.RESULTS / plot_name)
     md = report(speed_res, acc_res, args, f"results/{plot_name}")
-    payload = {"machine": H.machine(args.device, args.threads), "quick": args.quick,
-               "speed": speed_res, "accuracy": acc_res, "seconds": time.perf_counter() - t0,
-               "markdown": md}
+    if args.report_only:
+        payload = saved
+        payload["markdown"] = md
+    else:
+        payload = {"machine": H.machine(args.device, args.threads), "quick": args.quick,
+                   "speed": speed_res, "accuracy": acc_res,
+                   "seconds": time.perf_counter() - t0, "markdown": md}
     path = H.write_results(NAME + suffix, payload, args.device)
     print(md)
     print(f"results: {path} ({time.perf_counter() - t0:.0f} s)")

@@ -80,10 +80,11 @@ class _TTSeq2Seq(_ForecastNet):
         packed = cell._packed()
         prev = enc[:, -1, :self.n_out]
         cov = dec_cov.unbind(1)
+        ones = prev.new_ones(prev.shape[0], 1)
         outs = []
         for j in range(n):
             inp = torch.cat([prev, cov[j]], dim=1) if cov[j].shape[1] else prev
-            h, c = cell._step(cell._input_projection(inp), hs, c, packed)
+            h, c = cell._step(cell._input_projection(inp), hs, c, packed, ones)
             hs = [h] + hs[:-1]
             y = self.head(h)
             outs.append(y)

@@ -344,9 +344,11 @@ class TTLSTMCell(nn.Module):
             return x @ self.weight_ih.T
         return torch.nn.functional.linear(x, self.weight_ih, self.bias)
 
-    def _step(self, xz: Tensor, hs: list, c: Tensor, packed):
+    def _step(self, xz: Tensor, hs: list, c: Tensor, packed, ones: Optional[Tensor] = None):
         """One step from the input projection ``xz``; ``hs`` newest first."""
-        s = torch.cat([xz.new_ones(xz.shape[0], 1), *hs], dim=1)
+        if ones is None:
+            ones = xz.new_ones(xz.shape[0], 1)
+        s = torch.cat([ones, *hs], dim=1)
         z = self._transition(s, packed, xz)
         H = self.hidden_size
         sig = torch.sigmoid(z)
@@ -478,9 +480,10 @@ class TTLSTM(nn.Module):
         hs = list(h_lags.unbind(1))
         xz = cell._input_projection(x)            # (B, T, 4H): one GEMM for all steps
         packed = cell._packed()
+        ones = xz.new_ones(B, 1)
         outs = []
         for xz_t in xz.unbind(1):                 # unbind: one gradient stack, not T fills
-            h, c = cell._step(xz_t, hs, c, packed)
+            h, c = cell._step(xz_t, hs, c, packed, ones)
             hs = [h] + hs[:-1]
             outs.append(h)
         out = torch.stack(outs, dim=1) if outs else x.new_zeros(B, 0, cell.hidden_size)
