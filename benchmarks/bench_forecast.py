@@ -173,8 +173,12 @@ def _lstm_hidden_at_least(n_params, n_in, n_out, n_cov):
 
 
 def _make(model, series, L, Hmax, quick, seed, k=1, m=0):
-    from tensornet.forecast import (LinearForecaster, LSTMForecaster, SeasonalNaive,
-                                    TTLSTMForecaster)
+    from tensornet.forecast import (
+        LinearForecaster,
+        LSTMForecaster,
+        SeasonalNaive,
+        TTLSTMForecaster,
+    )
 
     tk = _train_kwargs(quick, seed)
     if model == "ttlstm":

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,8 +26,13 @@ def main(argv=None):
     import torch
 
     from tensornet.datasets import load_nyc_weather
-    from tensornet.forecast import (LinearForecaster, SeasonalNaive, TTLSTMForecaster,
-                                    calendar_features, evaluate)
+    from tensornet.forecast import (
+        LinearForecaster,
+        SeasonalNaive,
+        TTLSTMForecaster,
+        calendar_features,
+        evaluate,
+    )
 
     torch.set_num_threads(1)          # small recurrent models run fastest on one thread
     df = load_nyc_weather("JFK", columns=["temp"])      # gaps filled linearly in time

@@ -99,7 +99,12 @@ def _future_index(index, n):
 
 
 def _build(name, lookback, horizon, args, season):
-    from ..forecast import LinearForecaster, LSTMForecaster, SeasonalNaive, TTLSTMForecaster
+    from ..forecast import (
+        LinearForecaster,
+        LSTMForecaster,
+        SeasonalNaive,
+        TTLSTMForecaster,
+    )
 
     common = dict(epochs=args.epochs, impute=args.impute, random_state=args.seed,
                   progress=not args.quiet, max_windows=4000)

@@ -108,7 +108,7 @@ def as_series(y, name: str = "y", impute: Optional[str] = None, min_length: int 
     else:
         if mod == "torch":
             y = y.detach().cpu().numpy()
-        if isinstance(y, (str, bytes)) or isinstance(y, numbers.Number):
+        if isinstance(y, (str, bytes, numbers.Number)):
             raise TypeError(f"{name} must be an array-like of numbers (a series), got "
                             f"{_short(y)}")
         raw = np.asarray(y)

@@ -471,7 +471,7 @@ class TTLSTM(nn.Module):
         cell._check_input(input, 3, "(batch, time, input_size)" if self.batch_first
                           else "(time, batch, input_size)")
         x = input if self.batch_first else input.transpose(0, 1)
-        B, T = x.shape[0], x.shape[1]
+        B = x.shape[0]
         if state is None:
             state = cell.initial_state(B, x)
         else:

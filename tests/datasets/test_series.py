@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from tensornet import datasets
-from tensornet.datasets import (load_call_arrivals, load_co2, load_electricity_demand,
-                                load_nyc_weather, load_seattle_weather, make_genz)
+from tensornet.datasets import (
+    load_call_arrivals,
+    load_co2,
+    load_electricity_demand,
+    load_nyc_weather,
+    load_seattle_weather,
+    make_genz,
+)
 
 pd = pytest.importorskip("pandas")
 

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from tensornet.datasets import make_genz
-from tensornet.forecast import (LinearForecaster, LSTMForecaster, NotFittedError, SeasonalNaive,
-                                TTLSTMForecaster, clone, load)
+from tensornet.forecast import (
+    LinearForecaster,
+    LSTMForecaster,
+    NotFittedError,
+    SeasonalNaive,
+    TTLSTMForecaster,
+    clone,
+    load,
+)
 
 pd = pytest.importorskip("pandas")
 

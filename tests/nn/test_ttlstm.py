@@ -1,13 +1,16 @@
 """TT-LSTM cell and layer: contraction against the explicit tensor, gradients, conventions."""
 
 import itertools
-import math
 
 import pytest
 import torch
 
 from tensornet.nn import TTLSTM, TTLSTMCell
-from tensornet.nn._ttlstm import tt_transition, tt_transition_full_state, ttlstm_step_flops
+from tensornet.nn._ttlstm import (
+    tt_transition,
+    tt_transition_full_state,
+    ttlstm_step_flops,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -209,3 +212,14 @@ def test_cuda_matches_cpu():
     ref, _ = layer(x)
     out, _ = layer.to("cuda")(x.cuda())
     assert torch.allclose(out.cpu(), ref, atol=1e-5)
+
+
+def test_autocast_bfloat16_runs_close_to_float32():
+    torch.manual_seed(6)
+    layer = TTLSTM(2, 8, lags=2, order=3, rank=3)
+    x = torch.randn(4, 6, 2)
+    ref, _ = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h_lags, c) = layer(x)
+    assert torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max() < 0.05
