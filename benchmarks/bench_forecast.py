@@ -50,7 +50,7 @@ def speed(args):
     from tensornet.nn._ttlstm import ttlstm_step_flops
 
     Hd, lags, rank, I = 64, 3, 8, 1
-    B, T = (32, 16) if args.quick else (64, 48)
+    B, T = (16, 8) if args.quick else (64, 48)
     B_fs, T_fs = (4, 1) if args.quick else (16, 2)
     mem_budget = args.fs_mem_gb * 2**30
     D = lags * Hd + 1
@@ -157,7 +157,7 @@ def _tt_kwargs(quick):
 
 def _train_kwargs(quick, seed):
     if quick:
-        return dict(epochs=2, patience=2, max_windows=256, random_state=seed)
+        return dict(epochs=2, patience=2, max_windows=128, random_state=seed)
     return dict(epochs=40, patience=6, max_windows=2000, random_state=seed)
 
 
@@ -354,7 +354,7 @@ def report(speed_res, acc_res, args, plot_path):
         c = speed_res["config"]
         lines.append(f"### TT-LSTM step speed (hidden {c['hidden']}, lags {c['lags']}, rank "
                      f"{c['rank']}, batch {c['batch']}, sequence {c['seq_len']}, "
-                     f"{args.threads} threads)")
+                     f"{args.threads} thread{'s' if args.threads != 1 else ''})")
         lines.append("")
         lines.append("Training step = forward over the sequence + backward. Median "
                      "(min–max) of alternating runs. FLOPs counted analytically (a step ≈ 3× "
@@ -558,7 +558,7 @@ def main(argv=None):
     print(f"results: {path} ({time.perf_counter() - t0:.0f} s)")
     if not args.no_readme and not args.quick:
         H.update_readme(SECTION, "## Forecasting (TT-LSTM)\n\n" + md +
-                        f"\n_{payload['machine']['cpu']}, {args.threads} threads, "
+                        f"\n_{payload['machine']['cpu']}, torch threads {args.threads}, "
                         f"{payload['machine']['date']}; `python -m benchmarks.bench_forecast`_")
     return 0
 
