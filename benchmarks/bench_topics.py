@@ -64,8 +64,18 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ._harness import (RESULTS, fmt_range, fmt_time, machine, markdown_table, parse_args,
-                       peak_rss_mb, summary, update_readme, write_results)
+from ._harness import (
+    RESULTS,
+    fmt_range,
+    fmt_time,
+    machine,
+    markdown_table,
+    parse_args,
+    peak_rss_mb,
+    summary,
+    update_readme,
+    write_results,
+)
 
 NAME = "bench_topics"
 SECTION = "topics"
@@ -196,7 +206,12 @@ def available(names):
 
 # ----------------------------------------------------------------------------- quality
 def quality(f: Fitted, data):
-    from tensornet.topics import coherence, document_completion_loglik, match_topics, top_words
+    from tensornet.topics import (
+        coherence,
+        document_completion_loglik,
+        match_topics,
+        top_words,
+    )
 
     train, test = data["train"], data["test"]
     tw = top_words(f.components, None, TOP_N)

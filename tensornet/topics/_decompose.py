@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["tensor_power_method", "orthogonal_als", "decomposition_residual", "DECOMPOSITIONS"]
+__all__ = ["DECOMPOSITIONS", "decomposition_residual", "orthogonal_als", "tensor_power_method"]
 
 
 def _t_iuu(Tm: np.ndarray, U: np.ndarray) -> np.ndarray:

@@ -14,8 +14,12 @@ import tensorly as tl
 from .._backend import backend_for
 from ._counts import CountMatrix, _from_host, _to_host, as_count_matrix
 
-__all__ = ["variational_doc_topics", "document_completion_loglik", "split_counts",
-           "refine_topics"]
+__all__ = [
+    "document_completion_loglik",
+    "refine_topics",
+    "split_counts",
+    "variational_doc_topics",
+]
 
 _EPS = np.finfo(np.float64).eps
 

@@ -16,13 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from .._validation import check_random_state
 from ._counts import CountMatrix, _from_host, _to_host, as_count_matrix, is_count_input
 from ._decompose import DECOMPOSITIONS, decomposition_residual
-from ._inference import document_completion_loglik, refine_topics, variational_doc_topics
+from ._inference import (
+    document_completion_loglik,
+    refine_topics,
+    variational_doc_topics,
+)
 from ._moments import (
     MomentSums,
     accumulate_moment_sums,

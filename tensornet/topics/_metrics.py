@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -10,7 +11,7 @@ from scipy.spatial.distance import cdist
 
 from ._counts import _to_host, as_count_matrix
 
-__all__ = ["coherence", "top_words", "match_topics", "TopicMatch", "COHERENCE_MEASURES"]
+__all__ = ["COHERENCE_MEASURES", "TopicMatch", "coherence", "match_topics", "top_words"]
 
 #: the epsilon gensim adds inside its logarithms (gensim.topic_coherence.direct_confirmation_measure)
 _EPSILON = 1e-12

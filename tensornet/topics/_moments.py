@@ -42,20 +42,20 @@ from .._backend import backend_for
 from ._counts import CountMatrix, _from_host, _to_host
 
 __all__ = [
+    "MIN_DOC_LENGTH",
     "MomentSums",
     "ProjectedMoments",
     "Whitening",
-    "document_weights",
-    "first_pass",
-    "e2_product",
-    "range_basis",
     "accumulate_moment_sums",
+    "auto_batch_size",
+    "document_weights",
+    "e2_product",
+    "first_pass",
     "project_moments",
+    "range_basis",
+    "sym3",
     "whiten",
     "whitened_tensor",
-    "sym3",
-    "auto_batch_size",
-    "MIN_DOC_LENGTH",
 ]
 
 logger = logging.getLogger(__name__)
@@ -333,13 +333,13 @@ class MomentSums:
     ppp3: np.ndarray = None
 
     @classmethod
-    def zeros(cls, basis: np.ndarray) -> "MomentSums":
+    def zeros(cls, basis: np.ndarray) -> MomentSums:
         V, m = basis.shape
         npairs = m * (m + 1) // 2
         return cls(basis=basis, m1=np.zeros(V), tau2=np.zeros(V), tau3=np.zeros(V),
                    pp2=np.zeros((m, m)), rho=np.zeros((V, m)), ppp3=np.zeros((m, npairs)))
 
-    def __add__(self, other: "MomentSums") -> "MomentSums":
+    def __add__(self, other: MomentSums) -> MomentSums:
         if not isinstance(other, MomentSums):
             return NotImplemented
         if self.basis.shape != other.basis.shape or not np.array_equal(self.basis, other.basis):
