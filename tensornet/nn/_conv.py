@@ -33,6 +33,7 @@ from torch import nn
 from .._validation import check_int
 from ..decomposition._common import cp_max_rank, resolve_tt_rank
 from ._base import (
+    add_bias,
     check_rank_type,
     Cost,
     FactorizedModule,
@@ -75,6 +76,36 @@ def _conv_cost(B, cin, cout, H, W, kh, kw, stride, dil, groups):
     flops = 2 * B * Ho * Wo * cout * (cin // groups) * kh * kw
     moved = B * cin * H * W + B * cout * Ho * Wo + cout * (cin // groups) * kh * kw
     return flops, moved, Ho, Wo
+
+
+def _conv1x1(x, w, bias, groups, channels_last):
+    """A 1x1 convolution with weight ``w (out, in // groups)``.
+
+    On NCHW inputs this is a batched matrix product over the pixels (oneDNN's
+    1x1 convolution spends most of its time converting layouts there); on
+    channels-last inputs oneDNN's own convolution is the fast one.
+    """
+    if channels_last:
+        return F.conv2d(x, w[:, :, None, None], bias, 1, 0, 1, groups)
+    shape = x.shape
+    if groups == 1:
+        x3 = x.reshape(-1, shape[-3], shape[-2] * shape[-1])
+        if bias is None:  # bmm, not matmul: matmul would fold the batch through a transpose
+            y = torch.bmm(w.expand(x3.shape[0], -1, -1), x3)
+        else:
+            y = torch.baddbmm(bias[None, :, None].to(x3.dtype) if bias.dtype != x3.dtype
+                              else bias[None, :, None], w.expand(x3.shape[0], -1, -1), x3)
+    else:
+        x4 = x.reshape(-1, groups, shape[-3] // groups, shape[-2] * shape[-1])
+        y = torch.matmul(w.reshape(groups, -1, w.shape[1]), x4)
+        if bias is not None:
+            y = add_bias(y, bias.reshape(groups, -1, 1))
+    return y.reshape(shape[:-3] + (w.shape[0],) + shape[-2:])
+
+
+def _is_channels_last(x):
+    return x.dim() == 4 and not x.is_contiguous() and \
+        x.is_contiguous(memory_format=torch.channels_last)
 
 
 class _FactorizedConv2d(FactorizedModule):
@@ -394,10 +425,11 @@ class CPConv2d(_FactorizedConv2d):
         w2 = hgt.reshape(G, kh, Rg).transpose(1, 2).reshape(R, 1, kh, 1)
         w3 = wid.reshape(G, kw, Rg).transpose(1, 2).reshape(R, 1, 1, kw)
         (s2, p2, d2), (s3, p3, d3) = self._split_options()
-        x = F.conv2d(x, w1, None, 1, 0, 1, G)
+        cl = _is_channels_last(x)
+        x = _conv1x1(x, w1.reshape(R, -1), None, G, cl)
         x = F.conv2d(x, w2, None, s2, p2, d2, R)
         x = F.conv2d(x, w3, None, s3, p3, d3, R)
-        return F.conv2d(x, out[:, :, None, None], self.bias, 1, 0, 1, G)
+        return _conv1x1(x, out, self.bias, G, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels // groups, kh, kw)`` rebuilt from the factors."""
@@ -642,10 +674,11 @@ class TuckerConv2d(_FactorizedConv2d):
         u_out, u_in = tuple(self.factors)
         G = self.groups
         ri = self.rank[1] // G
-        w1 = u_in.reshape(G, -1, ri).transpose(1, 2).reshape(self.rank[1], -1, 1, 1)
-        x = F.conv2d(x, w1, None, 1, 0, 1, G)
+        w1 = u_in.reshape(G, -1, ri).transpose(1, 2).reshape(self.rank[1], -1)
+        cl = _is_channels_last(x)
+        x = _conv1x1(x, w1, None, G, cl)
         x = F.conv2d(x, self.core, None, self.stride, self._conv_pad, self.dilation, G)
-        return F.conv2d(x, u_out[:, :, None, None], self.bias, 1, 0, 1, G)
+        return _conv1x1(x, u_out, self.bias, G, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels // groups, kh, kw)`` rebuilt from core and factors."""
@@ -846,10 +879,11 @@ class TTConv2d(_FactorizedConv2d):
     def _seq_forward(self, x):
         c1, c2, c3, c4 = tuple(self.cores)
         (s2, p2, d2), (s3, p3, d3) = self._split_options()
-        x = F.conv2d(x, c1[0].T[:, :, None, None])
+        cl = _is_channels_last(x)
+        x = _conv1x1(x, c1[0].T, None, 1, cl)
         x = F.conv2d(x, c2.permute(2, 0, 1)[:, :, :, None], None, s2, p2, d2)
         x = F.conv2d(x, c3.permute(2, 0, 1)[:, :, None, :], None, s3, p3, d3)
-        return F.conv2d(x, c4[:, :, 0].T[:, :, None, None], self.bias)
+        return _conv1x1(x, c4[:, :, 0].T, self.bias, 1, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels, kh, kw)`` rebuilt from the cores."""

@@ -854,39 +854,82 @@ class TTLinear(_FactorizedLinear):
         return b, o, i, cores
 
     @staticmethod
+    def _groupings(d):
+        """Every split of the cores ``0..d-1`` into runs of neighbours, as ``((start, stop), ...)``.
+
+        A run of several cores is merged into one core before the input is
+        contracted (a batch-independent cost): fewer, larger matrix products.
+        """
+        out = []
+        for mask in range(2 ** (d - 1)):
+            cuts = [k + 1 for k in range(d - 1) if mask >> k & 1]
+            bounds = [0] + cuts + [d]
+            out.append(tuple(zip(bounds[:-1], bounds[1:])))
+        return out
+
+    @staticmethod
+    def _grouped(groups, in_shape, out_shape, ranks):
+        n = tuple(math.prod(in_shape[a:b]) for a, b in groups)
+        m = tuple(math.prod(out_shape[a:b]) for a, b in groups)
+        r = tuple(ranks[a] for a, _ in groups) + (ranks[-1],)
+        return n, m, r
+
+    @staticmethod
+    def _merge_cost(c, groups, in_shape, out_shape, ranks):
+        for a, b in groups:
+            rows, cols = ranks[a] * out_shape[a] * in_shape[a], ranks[a + 1]
+            for k in range(a + 1, b):
+                nxt = out_shape[k] * in_shape[k] * ranks[k + 1]
+                c.gemm(rows, cols, nxt, calls=2)
+                c.copy(rows * nxt)
+                rows, cols = rows * out_shape[k] * in_shape[k], ranks[k + 1]
+        return c
+
+    @staticmethod
     def _candidates(spec, shape, cached=False):
         _, dev, _, N, M, in_shape, out_shape, ranks, has_bias = spec
         C = lambda: Cost(dev, grad=not cached)  # noqa: E731
         B, symbolic = _FactorizedLinear._batch(N, shape)
         two_d = len(shape) == 2
         d = len(in_shape)
-        core_shapes = [(ranks[k], out_shape[k], in_shape[k], ranks[k + 1]) for k in range(d)]
-        b, o, i, cores = TTLinear._subscripts(d)
         cands = []
-        for direction in ("right", "left"):
-            c = C()
-            for P, A, K, Q in TTLinear._sweep_steps(B, in_shape, out_shape, ranks, direction):
-                if direction == "left":
-                    c.copy(A * K)
-                if Q == 1:
-                    c.gemm(P, K, A, calls=3)
-                else:
-                    c.gemm(A, K, Q, batch=P, shared="a", calls=3)
-            if has_bias:
-                c.elementwise(B * M, B * M + M)
-            cands.append((("tt_sweep", c.flops, two_d, direction), c.call(2), "factorized"))
-        weq = ",".join(cores) + f"->{o}{i}"
-        wsteps, c = plan_program(weq, *core_shapes, device_type=dev, grad=not cached)
-        c.gemm(B, N, M, calls=2)
-        cands.append((("tt_dense", c.flops, two_d, wsteps), c, "dense"))
-        if not symbolic:  # a planned contraction (any order, cores merged first...) for this B
-            x_shape = (B,) + tuple(in_shape)
-            eq = f"{b}{i}," + ",".join(cores) + f"->{b}{o}"
-            steps, c = plan_program(eq, x_shape, *core_shapes, device_type=dev, grad=not cached)
-            if has_bias:
-                c.elementwise(B * M, B * M + M)
-            cands.append((("tt_plan", c.flops, two_d, steps, x_shape), c.call(2),
-                          "factorized"))
+        for groups in TTLinear._groupings(d):
+            n, m, r = TTLinear._grouped(groups, in_shape, out_shape, ranks)
+            merge = C() if cached and len(groups) < d else \
+                TTLinear._merge_cost(C(), groups, in_shape, out_shape, ranks)
+            merge_flops = TTLinear._merge_cost(Cost(dev), groups, in_shape, out_shape,
+                                               ranks).flops
+            if len(groups) == 1:  # every core merged: the dense weight, then one GEMM
+                c = TTLinear._merge_cost(C(), groups, in_shape, out_shape, ranks)
+                c.copy(M * N).gemm(B, N, M, calls=2)
+                cands.append((("tt_dense", c.flops, two_d, groups), c, "dense"))
+                continue
+            for direction in ("right", "left"):
+                c = C().add(merge)
+                for P, A, K, Q in TTLinear._sweep_steps(B, n, m, r, direction):
+                    if direction == "left":
+                        c.copy(A * K)
+                    if Q == 1:
+                        c.gemm(P, K, A, calls=3)
+                    else:
+                        c.gemm(A, K, Q, batch=P, shared="a", calls=3)
+                if has_bias:
+                    c.elementwise(B * M, B * M + M)
+                flops = c.flops - merge.flops + merge_flops
+                cands.append((("tt_sweep", flops, two_d, direction, groups), c.call(2),
+                              "factorized"))
+            if not symbolic:  # a planned contraction (any order) for this batch size
+                b, o, i, sub = TTLinear._subscripts(len(groups))
+                core_shapes = [(r[k], m[k], n[k], r[k + 1]) for k in range(len(groups))]
+                x_shape = (B,) + n
+                eq = f"{b}{i}," + ",".join(sub) + f"->{b}{o}"
+                steps, c = plan_program(eq, x_shape, *core_shapes, device_type=dev,
+                                        grad=not cached)
+                if has_bias:
+                    c.elementwise(B * M, B * M + M)
+                flops = c.flops + merge_flops
+                cands.append((("tt_plan", flops, two_d, steps, x_shape, groups),
+                              c.add(merge).call(2), "factorized"))
         return cands
 
     @staticmethod
@@ -904,7 +947,27 @@ class TTLinear(_FactorizedLinear):
                               math.prod(n[k + 1:])))
         return steps
 
-    def _sweep(self, x, direction):
+    @staticmethod
+    def _merge(cores):
+        """One TT-matrix core ``(r_a, prod m, prod n, r_b)`` from neighbouring cores."""
+        out = cores[0]
+        for c in cores[1:]:
+            r0, ma, na, r = out.shape
+            _, m, n, r1 = c.shape
+            out = (out.reshape(-1, r) @ c.reshape(r, -1)).reshape(r0, ma, na, m, n, r1)
+            out = out.permute(0, 1, 3, 2, 4, 5).reshape(r0, ma * m, na * n, r1)
+        return out
+
+    def _grouped_cores(self, groups):
+        cores = tuple(self.cores)
+        if len(groups) == len(cores):
+            return cores
+        return self._cached_product(
+            ("cores", groups), cores,
+            lambda: tuple(self._merge(cores[a:b]) if b - a > 1 else cores[a]
+                          for a, b in groups))
+
+    def _sweep(self, x, direction, cores):
         """Contract the input with one core at a time, as (batched) matrix products, no copies.
 
         ``right``: from the last core to the first; the running tensor is laid
@@ -913,9 +976,10 @@ class TTLinear(_FactorizedLinear):
         ``(r_{k-1} m_k, n_k r_k)``, batched over the leading indices. ``left``
         mirrors it from the first core.
         """
-        cores = tuple(self.cores)
-        n, m, r = self.in_shape, self.out_shape, self.rank
         d = len(cores)
+        r = [c.shape[0] for c in cores] + [1]
+        m = [c.shape[1] for c in cores]
+        n = [c.shape[2] for c in cores]
         t = x
         if direction == "right":
             order = range(d - 1, -1, -1)
@@ -941,26 +1005,23 @@ class TTLinear(_FactorizedLinear):
     def _run(self, prog, x):
         kind, _, two_d = prog[:3]
         if kind == "tt_sweep":
-            y = self._sweep(x, prog[3])
+            y = self._sweep(x, prog[3], self._grouped_cores(prog[4]))
             if self.bias is not None:
                 y = add_bias(y, self.bias)
         elif kind == "tt_plan":
-            y = run_steps(prog[3], (x.reshape(prog[4]),) + tuple(self.cores))
+            y = run_steps(prog[3], (x.reshape(prog[4]),) + self._grouped_cores(prog[5]))
             y = y.reshape(-1, self.out_features)
             if self.bias is not None:
                 y = add_bias(y, self.bias)
         else:
-            w = run_steps(prog[3], tuple(self.cores)).reshape(self.out_features, self.in_features)
+            w = self._merge(tuple(self.cores)).reshape(self.out_features, self.in_features)
             x2 = x if two_d else x.reshape(-1, self.in_features)
             y = nn.functional.linear(x2, w, self.bias)
         return self._finish(y, x, two_d)
 
     def dense_weight(self) -> torch.Tensor:
         """The weight ``(out_features, in_features)`` rebuilt from the cores."""
-        core_shapes = [tuple(c.shape) for c in self.cores]
-        _, o, i, cores = self._subscripts(len(core_shapes))
-        steps = plan_program(",".join(cores) + f"->{o}{i}", *core_shapes)[0]
-        return run_steps(steps, tuple(self.cores)).reshape(self.out_features, self.in_features)
+        return self._merge(tuple(self.cores)).reshape(self.out_features, self.in_features)
 
     def rank_dims(self):
         """One rank dimension per inner bond: ``'bond1'`` ... ``'bond{d-1}'``.
