@@ -476,7 +476,8 @@ def _targets(results, quick):
             for ours in ["tensornet"]:  # the default; svd='full' is TensorLy's own algorithm
                 ratio = best / s[ours]["median"]
                 ok = ratio >= 1.0 and e[ours] <= e_tl * (1 + EQUAL_ERROR)
-                out.append(f"{key} {r['case']} ({r['backend']}, {ours}): {ratio:.2f}× at error "
+                label = r["case"] if r["case"].startswith("tt") else f"{key} {r['case']}"
+                out.append(f"{label} ({r['backend']}): {ratio:.2f}× at error "
                            f"{e[ours]:.5g} vs {e_tl:.5g}, goal at least as fast at equal error "
                            f"(within {EQUAL_ERROR:.1%}) — {'met' if ok else 'missed'}")
     mem = results.get("memory")
