@@ -229,13 +229,29 @@ def _hadamard_except(G, k):
 
 
 def _row_norms(Bt):
+    backend = array_backend(Bt)
+    if backend == "pytorch":
+        import torch
+
+        return torch.linalg.vector_norm(Bt, dim=1)
+    if backend == "numpy":
+        return np.sqrt(np.einsum("ij,ij->i", Bt, Bt))
     return tl.sqrt(tl.sum(Bt * Bt, axis=1))
 
 
 def _normalize_rows(Bt):
     """Rows scaled to unit norm (zero rows stay zero) and the norms."""
     norms = _row_norms(Bt)
-    return Bt / (norms + (norms == 0))[:, None], norms
+    return Bt / tl.clip(norms, _TINY[Bt.dtype], None)[:, None], norms
+
+
+class _Tiny(dict):
+    def __missing__(self, dtype):
+        value = self[dtype] = float(tl.finfo(dtype).tiny)
+        return value
+
+
+_TINY = _Tiny()
 
 
 # --------------------------------------------------------------------------- init
