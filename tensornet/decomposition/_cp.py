@@ -133,7 +133,7 @@ class _DimTree:
 
     def _visit(self, T, node, root, Ft, on_leaf):
         if node.mid is None:
-            on_leaf(node.lo, self.rs(T, (T.shape[0], -1)))
+            on_leaf(node.lo, T)  # already (rank, I_k)
             return
         TL = self._trailing(T, node, root, Ft)
         self._visit(TL, node.left, False, Ft, on_leaf)
@@ -157,7 +157,7 @@ class _DimTree:
             size = s[m]
             pb //= size
             out = rs(mm(Ft[m][:, None, :], rs(out, (r, pb, size)).swapaxes(1, 2)), (r, pb))
-        return rs(out, (r,) + s[lo:mid + 1])
+        return out  # (r, I_lo * ... * I_mid), C order
 
     def _leading(self, T, node, root, Ft):
         """Contract modes lo..mid of T; result (rank, I_mid+1..I_hi)."""
@@ -175,7 +175,7 @@ class _DimTree:
             size = s[m]
             pa //= size
             out = rs(mm(Ft[m][:, None, :], rs(out, (r, size, pa))), (r, pa))
-        return rs(out, (r,) + s[mid + 1:hi + 1])
+        return out  # (r, I_mid+1 * ... * I_hi), C order
 
 
 # --------------------------------------------------------------------------- updates
