@@ -22,6 +22,11 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     # whole-model conversion
     "tensorize": "_tensorize",
     "TensorizeReport": "_tensorize",
+    "LayerReport": "_tensorize",
+    # shared pieces: base class, rank groups (pruning), feature-size factorizations
+    "FactorizedModule": "_base",
+    "RankDim": "_base",
+    "balanced_factors": "_base",
     # higher-order tensor-train recurrent cells
     "TTLSTMCell": "_ttlstm",
     "TTLSTM": "_ttlstm",

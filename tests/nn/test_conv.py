@@ -234,3 +234,14 @@ def test_state_dict_loads_with_weights_only():
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
     assert sorted(state) == ["bias", "cores.0", "cores.1", "cores.2", "cores.3"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls,rank", [(CPConv2d, 8), (TuckerConv2d, (8, 8)), (TTConv2d, 4)])
+def test_cuda_matches_dense(cls, rank):
+    torch.manual_seed(0)
+    layer = cls(16, 32, 3, rank, padding=1, stride=2).cuda()
+    x = torch.randn(4, 16, 12, 12, device="cuda")
+    ref = layer.to_dense()(x)
+    for prog in candidate_programs(layer, x.shape):
+        assert rel_err(run_with(layer, x, prog), ref) < 1e-4

@@ -318,3 +318,19 @@ def test_tucker_and_tt_rank_tuples_are_checked():
         TTLinear(16, 16, (2, 2, 2, 2), in_shape=(4, 4), out_shape=(4, 4))
     with pytest.raises(ValueError, match="same number of modes"):
         TTLinear(16, 16, 2, in_shape=(4, 4), out_shape=(16,))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls,rank", [(CPLinear, 16), (TuckerLinear, 4), (TTLinear, 4)])
+def test_cuda_matches_dense(cls, rank):
+    torch.manual_seed(0)
+    layer = cls(256, 128, rank).cuda()
+    assert layer.spec[1] == "cuda"
+    x = torch.randn(64, 256, device="cuda")
+    ref = layer.to_dense()(x)
+    for prog in candidate_programs(layer, x.shape):
+        y = run_with(layer, x, prog)
+        assert y.device.type == "cuda"
+        assert rel_err(y, ref) < 1e-4
+    layer(x).sum().backward()
+    assert all(p.grad.device.type == "cuda" for p in layer.parameters())
