@@ -13,11 +13,16 @@ import numbers
 import torch
 from torch.optim import Optimizer
 
-from ._functional import _prox_, adabreg_foreach_, linbreg_foreach_, prox_sgd_update_, \
-    subgradient
+from ._functional import (
+    _prox_,
+    adabreg_foreach_,
+    linbreg_foreach_,
+    prox_sgd_update_,
+    subgradient,
+)
 from ._regularizers import _check_lam, resolve_regularizer
 
-__all__ = ["LinBreg", "AdaBreg", "ProxSGD"]
+__all__ = ["AdaBreg", "LinBreg", "ProxSGD"]
 
 
 def _real(value, name, *, low=None, low_open=False, high=None, high_open=False):
@@ -190,7 +195,7 @@ class LinBreg(_RegularizedOptimizer):
         lr = _real(lr, "lr", low=0.0, low_open=True)
         delta = _real(delta, "delta", low=0.0, low_open=True)
         momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-        defaults = dict(lr=lr, reg=reg, delta=delta, momentum=momentum)
+        defaults = {"lr": lr, "reg": reg, "delta": delta, "momentum": momentum}
         super().__init__(params, defaults)
 
     def _check_group(self, group):
@@ -283,7 +288,7 @@ class AdaBreg(_RegularizedOptimizer):
         betas = self._check_betas(betas)
         eps = _real(eps, "eps", low=0.0)
         delta = _real(delta, "delta", low=0.0, low_open=True)
-        defaults = dict(lr=lr, betas=betas, eps=eps, reg=reg, delta=delta)
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "reg": reg, "delta": delta}
         super().__init__(params, defaults)
 
     @staticmethod
@@ -368,7 +373,7 @@ class ProxSGD(_RegularizedOptimizer):
     def __init__(self, params, lr, reg=None, momentum=0.0):
         lr = _real(lr, "lr", low=0.0, low_open=True)
         momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-        super().__init__(params, dict(lr=lr, reg=reg, momentum=momentum))
+        super().__init__(params, {"lr": lr, "reg": reg, "momentum": momentum})
 
     def _check_group(self, group):
         super()._check_group(group)

@@ -248,7 +248,7 @@ class RankController:
             frac = float(target)
             if not 0 < frac <= 1:
                 raise ValueError(f"target as a fraction must be in (0, 1]; got {frac}")
-            self.target_params = max(1, int(round(frac * total)))
+            self.target_params = max(1, round(frac * total))
         self.history: list = []
         self._last = None
 

@@ -36,25 +36,25 @@ subgradient of ``J_delta`` at ``theta``. With ``J = 0`` it is SGD with step
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "soft_threshold",
+    "adabreg_foreach_",
+    "adabreg_update_",
     "group_norms",
     "group_size",
-    "group_weight",
     "group_soft_threshold",
-    "prox",
-    "subgradient",
-    "penalty",
-    "linbreg_update_",
-    "adabreg_update_",
-    "prox_sgd_update_",
+    "group_weight",
     "linbreg_foreach_",
-    "adabreg_foreach_",
+    "linbreg_update_",
+    "penalty",
+    "prox",
+    "prox_sgd_update_",
+    "soft_threshold",
+    "subgradient",
 ]
 
 
@@ -157,7 +157,7 @@ def group_soft_threshold(x: Tensor, threshold: float, dims: Sequence[int],
 
 
 def _group_shrink_(x: Tensor, threshold: float, dims: Sequence[int], blocks: int,
-                   weight: Optional[float] = None) -> None:
+                   weight: float | None = None) -> None:
     if threshold == 0:
         return
     xv, gd = _group_view(x, dims, blocks)
@@ -290,8 +290,8 @@ def penalty(theta: Tensor, layout, lam: float) -> float:
 # --------------------------------------------------------------------------- updates
 @torch.no_grad()
 def linbreg_update_(param: Tensor, grad: Tensor, dual: Tensor,
-                    momentum_buffer: Optional[Tensor], *, lr: float, momentum: float,
-                    delta: float, lam: float, layout) -> Optional[Tensor]:
+                    momentum_buffer: Tensor | None, *, lr: float, momentum: float,
+                    delta: float, lam: float, layout) -> Tensor | None:
     """One LinBreg step, in place on ``param``, ``dual`` and ``momentum_buffer``.
 
     ``m <- momentum * m + (1 - momentum) * lr * grad`` (when ``momentum > 0``;
@@ -360,8 +360,8 @@ def adabreg_update_(param: Tensor, grad: Tensor, dual: Tensor, exp_avg: Tensor,
 
 
 @torch.no_grad()
-def prox_sgd_update_(param: Tensor, grad: Tensor, momentum_buffer: Optional[Tensor], *,
-                     lr: float, momentum: float, lam: float, layout) -> Optional[Tensor]:
+def prox_sgd_update_(param: Tensor, grad: Tensor, momentum_buffer: Tensor | None, *,
+                     lr: float, momentum: float, lam: float, layout) -> Tensor | None:
     """One proximal-SGD step: ``theta <- prox_{lr J}(theta - lr * d)``, in place.
 
     ``d`` is the gradient, or with ``momentum > 0`` the heavy-ball buffer of
@@ -406,7 +406,7 @@ def _prox_all_(params: Sequence[Tensor], layouts, lam: float, scale: float) -> N
 
 @torch.no_grad()
 def linbreg_foreach_(params: Sequence[Tensor], grads: Sequence[Tensor], duals: Sequence[Tensor],
-                     momentum_buffers: Optional[Sequence[Tensor]], *, lr: float, momentum: float,
+                     momentum_buffers: Sequence[Tensor] | None, *, lr: float, momentum: float,
                      delta: float, lam: float, layouts) -> None:
     """:func:`linbreg_update_` on lists of tensors at once (``torch._foreach_*`` kernels).
 

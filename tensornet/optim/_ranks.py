@@ -21,8 +21,17 @@ from torch import nn
 from ._functional import group_norms
 from ._regularizers import RankL1, Regularizer
 
-__all__ = ["RankGroup", "LayerPruning", "PruneReport", "tensorized_layers", "rank_groups",
-           "rank_param_groups", "low_rank_init", "prune_ranks", "effective_params"]
+__all__ = [
+    "LayerPruning",
+    "PruneReport",
+    "RankGroup",
+    "effective_params",
+    "low_rank_init",
+    "prune_ranks",
+    "rank_groups",
+    "rank_param_groups",
+    "tensorized_layers",
+]
 
 
 def _rank_dims(module):
@@ -488,7 +497,7 @@ def effective_params(group: dict) -> tuple[int, int]:
     total = sum(p.numel() for p in params)
     new_shapes = [list(s) for s in shapes]
     for rd in group["rank_dims"]:
-        size, members = int(rd[1]), rd[2]
+        members = rd[2]
         rem = None
         for idx, dim, blocks in members:
             z = _slice_norms(params[idx], int(dim), int(blocks)) == 0

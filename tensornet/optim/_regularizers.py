@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ._functional import group_norms, group_size, penalty
 
-__all__ = ["Regularizer", "L1", "GroupL1", "RankL1", "regularizer_from_config"]
+__all__ = ["L1", "GroupL1", "RankL1", "Regularizer", "regularizer_from_config"]
 
 
 def _check_lam(lam: Any) -> float:

@@ -4,12 +4,13 @@ Re-exports :mod:`tensornet.optim._functional`.
 """
 
 from ._functional import (  # noqa: F401
+    __all__,
     adabreg_foreach_,
     adabreg_update_,
     group_norms,
     group_size,
-    group_weight,
     group_soft_threshold,
+    group_weight,
     linbreg_foreach_,
     linbreg_update_,
     penalty,
@@ -18,4 +19,3 @@ from ._functional import (  # noqa: F401
     soft_threshold,
     subgradient,
 )
-from ._functional import __all__  # noqa: F401

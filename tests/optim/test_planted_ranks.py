@@ -67,7 +67,9 @@ def _check(student, X, Y, mse):
     report = prune_ranks(student)
     assert list(report.layers[0].ranks_after.values()) == ranks
     with torch.no_grad():
-        torch.testing.assert_close(student(x), before, atol=1e-6, rtol=0)
+        # float32 model: the smaller layer may take another contraction path, so allow
+        # float32 rounding relative to the outputs' size (~1) on top of 1e-6
+        torch.testing.assert_close(student(x), before, atol=1e-6, rtol=1e-6)
     return ranks
 
 

@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from tensornet.nn import CPConv2d, CPLinear, TTConv2d, TTLinear, TuckerConv2d, TuckerLinear
+from tensornet.nn import (
+    CPConv2d,
+    CPLinear,
+    TTConv2d,
+    TTLinear,
+    TuckerConv2d,
+    TuckerLinear,
+)
 from tensornet.optim import (
     LinBreg,
     RankL1,
