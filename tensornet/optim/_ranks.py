@@ -35,11 +35,23 @@ __all__ = [
 
 
 def _rank_dims(module):
-    from ..nn._base import FactorizedModule
+    """The rank dimensions of a tensorized layer, or None for other modules.
 
-    if isinstance(module, FactorizedModule):
+    Any module with ``rank_dims()`` and ``select_ranks(keep)`` (the interface of
+    :class:`tensornet.nn._base.FactorizedModule`) counts as tensorized.
+    """
+    if callable(getattr(module, "rank_dims", None)) and callable(
+            getattr(module, "select_ranks", None)):
         return tuple(module.rank_dims())
     return None
+
+
+def _component_norms(params: dict, rd) -> torch.Tensor:
+    sq = None
+    for name, dim, blocks in rd.members:
+        n = _slice_norms(params[name], dim, blocks) ** 2
+        sq = n if sq is None else sq + n
+    return sq.sqrt()
 
 
 def tensorized_layers(model: nn.Module) -> list:
@@ -126,9 +138,9 @@ def rank_groups(model: nn.Module) -> list:
     out = []
     for lname, layer in tensorized_layers(model):
         params = dict(layer.named_parameters())
-        norms = layer.rank_group_norms()
         prefix = f"{lname}." if lname else ""
-        for rd, n in zip(layer.rank_dims(), norms):
+        for rd in layer.rank_dims():
+            n = _component_norms(params, rd)
             lead = _slice_norms(params[rd.members[0][0]], rd.members[0][1], rd.members[0][2])
             rem = _removable(params, rd)
             out.append(RankGroup(lname, type(layer).__name__, rd.name, int(rd.size),

@@ -202,6 +202,11 @@ def test_rank_groups_lists_every_layer():
     assert groups[-1].layer == "2.0" and groups[-1].kind == "TTLinear"
     assert groups[0].members[0] == ("0.factors.0", 1, 1)
     assert len(groups[0].norms) == 3 and all(n > 0 for n in groups[0].lead_norms)
+    expected = [n.tolist() for layer in (model[0], model[1], model[2][0])
+                for n in layer.rank_group_norms()]          # the layers' own computation
+    assert len(expected) == len(groups)
+    for e, g in zip(expected, groups):
+        assert g.norms == pytest.approx(e, rel=1e-6)
     assert [name for name, _ in tensorized_layers(model)] == ["0", "1", "2.0"]
 
 
