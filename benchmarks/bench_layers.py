@@ -32,7 +32,6 @@ Run: ``python -m benchmarks.bench_layers [--quick] [--device cuda] [--threads N]
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 from ._harness import (compare, fmt_range, fmt_time, machine, markdown_table, parse_args,
-                       summary, update_readme, write_results)
+                       update_readme, write_results)
 
 NAME = "bench_layers"
 

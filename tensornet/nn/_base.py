@@ -439,7 +439,7 @@ def init_bias_(bias: torch.Tensor | None, fan_in: int) -> None:
 
 
 def balance_norms(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Rescale tensors whose product (in any multilinear sense) is fixed so their norms are equal."""
+    """Rescale tensors whose (multilinear) product is fixed so that their norms are equal."""
     norms = [float(torch.linalg.vector_norm(t.double())) for t in tensors]
     if any(n == 0.0 or not math.isfinite(n) for n in norms):
         return list(tensors)
@@ -493,7 +493,8 @@ class FactorizedModule(nn.Module):
     layer's static configuration), the static method
     ``_candidates(spec, shape, cached)`` (the possible forward paths for one
     input shape with their estimated costs; ``cached`` tells whether
-    products of factors are cached, as they are without autograd), ``_run(program, x)`` (execute it), ``dense_weight()``,
+    products of factors are cached, as they are without autograd),
+    ``_run(program, x)`` (execute a path), ``dense_weight()``,
     ``dense_params``, ``rank_dims()`` and ``_with_parameters(params)``.
     """
 

@@ -255,7 +255,7 @@ class TCL(FactorizedModule):
         True
         """
         from ..decomposition import cp
-        from ._linear import _check_linear, _decomposition_input
+        from ._linear_base import _check_linear, _decomposition_input
 
         _check_linear(module, cls.__name__)
         input_shape = check_shape_tuple(input_shape, "input_shape")

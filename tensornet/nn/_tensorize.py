@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import numbers
 from typing import Any, Iterator, Mapping
 

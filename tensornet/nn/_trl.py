@@ -99,7 +99,7 @@ class TRL(FactorizedModule):
             raise TypeError("rank must be an int, a tuple of ints or a float in (0, 1]; got None")
         if self.factorization == "tucker":
             if isinstance(rank, (tuple, list)):
-                from ._linear import _check_tucker_tuple
+                from ._linear_base import _check_tucker_tuple
 
                 self.rank = _check_tucker_tuple(rank, shape)
             else:
@@ -392,7 +392,7 @@ class TRL(FactorizedModule):
         True
         """
         from ..decomposition import cp, tt, tucker
-        from ._linear import _check_linear, _decomposition_input
+        from ._linear_base import _check_linear, _decomposition_input
 
         _check_linear(module, cls.__name__)
         input_shape = check_shape_tuple(input_shape, "input_shape")
@@ -408,7 +408,7 @@ class TRL(FactorizedModule):
         conv = lambda t: t.to(device=dev, dtype=dt)  # noqa: E731
         if factorization == "tucker":
             if isinstance(rank, (tuple, list)):
-                from ._linear import _check_tucker_tuple
+                from ._linear_base import _check_tucker_tuple
 
                 rank = _check_tucker_tuple(rank, input_shape + (out_f,))
             core, fs = tucker(T, rank, random_state=random_state)
