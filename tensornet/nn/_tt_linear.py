@@ -27,6 +27,10 @@ from ._linear_base import _check_linear, _check_tensor_list, _decomposition_inpu
 
 __all__ = ["TTLinear"]
 
+#: blocks at least this wide are multiplied with one batched product; narrower
+#: ones are folded into a single GEMM through a transposed copy
+_WIDE = 16
+
 
 @register
 class TTLinear(_FactorizedLinear):
@@ -169,8 +173,10 @@ class TTLinear(_FactorizedLinear):
                         c.copy(A * K)
                     if Q == 1:
                         c.gemm(P, K, A, calls=3)
+                    elif Q >= _WIDE:
+                        c.gemm(A, K, Q, batch=P, shared="a", calls=4)
                     else:
-                        c.gemm(A, K, Q, batch=P, shared="a", calls=3)
+                        c.copy(P * K * Q).gemm(P * Q, K, A, calls=3).copy(P * A * Q)
                 if has_bias:
                     c.elementwise(B * M, B * M + M)
                 flops = c.flops - merge.flops + merge_flops
@@ -256,7 +262,10 @@ class TTLinear(_FactorizedLinear):
                 K, Q = r[k] * n[k], tail
             if Q == 1:
                 t = t.reshape(-1, K) @ g.T
-            else:
+            elif Q >= _WIDE:
+                t3 = t.reshape(-1, K, Q)
+                t = torch.bmm(g.expand(t3.shape[0], -1, -1), t3)
+            else:  # narrow blocks: matmul folds them into one GEMM through a transpose
                 t = torch.matmul(g, t.reshape(-1, K, Q))
         return t.reshape(-1, self.out_features)
 
