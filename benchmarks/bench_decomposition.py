@@ -22,7 +22,10 @@ Every contender runs in one process, alternating, after a warm-up, with
 the same thread count (``--threads``, default 2). Errors are
 ``||X - X_hat|| / ||X||`` computed in float64 NumPy for everyone.
 
-Run: ``python -m benchmarks.bench_decomposition [--quick] [--device cuda]``.
+Run: ``python -m benchmarks.bench_decomposition [--quick] [--device cuda]``. A full
+run writes ``results/bench_decomposition.json`` and its section of
+``benchmarks/README.md``; ``--quick`` (smaller tensors, a (128, 64, 3, 3, 3)
+kernel) writes ``results/bench_decomposition-quick.json`` only.
 """
 
 from __future__ import annotations
@@ -503,11 +506,12 @@ def main(argv=None):
     if not args.skip_memory:
         results["memory"] = bench_memory(args)
     results["targets"] = _targets(results, args.quick)
-    write_results(NAME, results, args.device)
+    path = write_results(NAME + ("-quick" if args.quick else ""), results, args.device)
     md = _markdown(results, args)
-    if not args.no_readme:
+    if not args.no_readme and not args.quick:  # a quick run never replaces the full table
         update_readme(f"{NAME}-{args.device}", md)
     print(md)
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":
