@@ -10,7 +10,7 @@ in the chosen norm (the whole input of one example, flattened).
 from __future__ import annotations
 
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import nn
 
 from .._validation import check_float, check_int, check_option
 
-__all__ = ["fgsm", "fgm", "pgd", "ATTACKS"]
+__all__ = ["ATTACKS", "fgm", "fgsm", "pgd"]
 
 NORMS = ("inf", "2")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,7 @@ from torch import nn
 from .._validation import check_float
 from ._attacks import ATTACKS
 
-__all__ = ["robustness_curve", "adversarial_training_step"]
+__all__ = ["adversarial_training_step", "robustness_curve"]
 
 
 def _resolve_attack(attack):
@@ -134,7 +134,7 @@ def adversarial_training_step(model: nn.Module, optimizer: torch.optim.Optimizer
     mix = check_float(mix, "mix", min_value=0.0, max_value=1.0)
     eps = check_float(eps, "eps", min_value=0.0)
     loss_fn = loss_fn or F.cross_entropy
-    k = int(round(mix * x.shape[0]))
+    k = round(mix * x.shape[0])
     if k > 0 and eps > 0:
         with _eval_mode(model):
             adv = fn(model, x[:k], y[:k], eps, **attack_kwargs)
