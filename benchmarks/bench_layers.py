@@ -198,11 +198,13 @@ def run_case(cfg, fac, rank, batches, args, use_tltorch):
                        device=device, number=number_fw)
         our_flops = ours.flops(B) if cfg["kind"] == "linear" \
             else ours.flops(B, (cfg["hw"], cfg["hw"]))
+        # the fewest FLOPs any of the layer's paths needs (its intrinsic cost)
+        min_flops = min(c[0][1] for c in type(ours)._candidates(ours.spec, shape, False))
         row = {
             "case": case_name(cfg), "factorization": fac, "rank": list(ours.rank)
             if isinstance(ours.rank, tuple) else ours.rank, "rank_arg": rank, "batch": B,
             "params": {k: n_params(m) for k, m in models.items()},
-            "flops": {"dense": flops_d, "tensornet": our_flops},
+            "flops": {"dense": flops_d, "tensornet": our_flops, "tensornet_min": min_flops},
             "path": ours.path(shape, grad=True), "path_nograd": ours.path(shape, grad=False),
             "fwdbwd": {k: v for k, v in t_fb.items()},
             "fwd": {k: v for k, v in t_fw.items()},
@@ -236,17 +238,21 @@ def analyse(rows):
         peer_fw = min(tl_fw.items(), key=lambda kv: kv[1]) if tl_fw else None
         p_ratio = r["params"]["dense"] / r["params"]["tensornet"]
         f_ratio = r["flops"]["dense"] / r["flops"]["tensornet"]
+        f_ratio_min = r["flops"]["dense"] / r["flops"]["tensornet_min"]
         rate = (r["flops"]["tensornet"] / o_fw) / (r["flops"]["dense"] / d_fw)
         out.append(dict(r, speedup_fb=d_fb / o_fb, speedup_fw=d_fw / o_fw,
                         vs_tl_fb=(peer_fb[1] / o_fb) if peer_fb else None,
                         vs_tl_fw=(peer_fw[1] / o_fw) if peer_fw else None,
                         peer_fb=peer_fb[0] if peer_fb else None,
-                        params_ratio=p_ratio, flops_ratio=f_ratio, flop_rate=rate))
+                        params_ratio=p_ratio, flops_ratio=f_ratio, flops_ratio_min=f_ratio_min,
+                        flop_rate=rate))
     return out
 
 
 def targets(an):
-    t1 = [a for a in an if a["params_ratio"] >= 10 and a["flops_ratio"] >= 4]
+    # target 1 applies where the factorization itself (its cheapest path) needs 4x fewer
+    # FLOPs, whichever path the layer then runs
+    t1 = [a for a in an if a["params_ratio"] >= 10 and a["flops_ratio_min"] >= 4]
     t2 = [a for a in an if a["batch"] >= 32]
     t3 = [a for a in an if a["batch"] == 1]
     t4 = [a for a in an if a["vs_tl_fb"] is not None]
@@ -291,9 +297,10 @@ def readme(an, tg, info, args):
              f"medians of {args.repeat} alternating repetitions (min–max in "
              f"`results/{NAME}.json`). Speed-ups are dense / tensornet and tltorch / tensornet "
              "(> 1: tensornet faster); tltorch is the faster of its two implementations. "
-             "FLOP rate: tensornet's FLOPs per forward second as a share of the dense "
-             "layer's.", ""]
-    header = ["layer", "fact.", "rank", "params ÷", "FLOPs ÷", "batch", "path",
+             "FLOPs ÷: dense FLOPs over those of the path tensornet runs (in brackets: over "
+             "the fewest any of its paths needs). FLOP rate: tensornet's FLOPs per forward "
+             "second as a share of the dense layer's.", ""]
+    header = ["layer", "fact.", "rank", "params ÷", "FLOPs ÷ (min)", "batch", "path",
               "dense fwd+bwd", "tensornet fwd+bwd", "× dense", "tltorch fwd+bwd", "× tltorch",
               "fwd × dense", "fwd × tltorch", "FLOP rate"]
     rows = []
@@ -301,7 +308,8 @@ def readme(an, tg, info, args):
         fb = a["fwdbwd"]
         tl = fb.get(a["peer_fb"]) if a["peer_fb"] else None
         rows.append([a["case"], a["factorization"], _rank_str(a["rank"]),
-                     f"{a['params_ratio']:.0f}", f"{a['flops_ratio']:.1f}", a["batch"],
+                     f"{a['params_ratio']:.0f}",
+                     f"{a['flops_ratio']:.1f} ({a['flops_ratio_min']:.1f})", a["batch"],
                      a["path"], fmt_range(fb["dense"]), fmt_range(fb["tensornet"]),
                      f"{a['speedup_fb']:.2f}", fmt_range(tl) if tl else "–",
                      f"{a['vs_tl_fb']:.2f}" if a["vs_tl_fb"] else "–",

@@ -47,9 +47,11 @@ def _conv1x1(x, w, bias, groups, channels_last):
 
     On NCHW inputs this is a batched matrix product over the pixels (oneDNN's
     1x1 convolution spends most of its time converting layouts there); on
-    channels-last inputs oneDNN's own convolution is the fast one.
+    channels-last inputs, and under ``torch.compile``, it is a convolution.
     """
-    if channels_last:
+    if channels_last or torch.compiler.is_compiling():
+        # (under torch.compile the compiler picks layouts itself; it also mishandles
+        # a convolution fed by the view of a batched product when sizes are symbolic)
         return F.conv2d(x, w[:, :, None, None], bias, 1, 0, 1, groups)
     shape = x.shape
     if groups == 1:

@@ -245,3 +245,18 @@ def test_cuda_matches_dense(cls, rank):
     ref = layer.to_dense()(x)
     for prog in candidate_programs(layer, x.shape):
         assert rel_err(run_with(layer, x, prog), ref) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_inductor_with_dynamic_shapes():
+    # the default compiler backend, symbolic batch and map sizes, with autograd
+    torch.manual_seed(0)
+    layer = CPConv2d(4, 8, 3, 4, padding=1)
+    compiled = torch.compile(layer, dynamic=True)
+    for shape in ((2, 4, 6, 6), (3, 4, 5, 7)):
+        x = torch.randn(shape, requires_grad=True)
+        y = compiled(x)
+        torch.testing.assert_close(y, layer(x), rtol=1e-4, atol=1e-5)
+        y.sum().backward()
+        assert x.grad.shape == x.shape
