@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validation import check_int, check_option
 from ._data import IMPUTE_METHODS, Scaler, as_series
+from ._intervals import check_coverage, conformal_quantile, interval_scores
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +191,62 @@ class BaseForecaster:
             va = [(y[lo:], None if Xa is None else Xa[lo:])]
         return tr, va, n_val
 
+    # -- calibration window ------------------------------------------------------------
+    #: whether a numeric ``calibration`` tail is removed from the data the model learns from
+    #: (False for models that learn nothing, such as seasonal naive)
+    _calibration_holdout = True
+
+    def _split_calibration(self, ys, Xs, calibration, panel):
+        """``(mode, ys_fit, Xs_fit, segments)``: the calibration tail cut off the data."""
+        if calibration is None:
+            return None, ys, Xs, []
+        if isinstance(calibration, str):
+            if calibration != "validation":
+                raise ValueError("calibration must be 'validation', None, a fraction in (0, 1) or "
+                                 f"a number of trailing time steps; got {calibration!r}")
+            return "validation", ys, Xs, []
+        if isinstance(calibration, bool) or not isinstance(calibration, numbers.Real):
+            raise TypeError("calibration must be 'validation', None, a fraction in (0, 1) or a "
+                            f"number of trailing time steps; got {calibration!r}")
+        get = (lambda lst, i: None if lst is None else lst[i])
+        L, H = self._lookback_len(), self.horizon
+        if isinstance(calibration, numbers.Integral):
+            if panel:
+                raise ValueError("with a list of series, calibration must be a fraction of the "
+                                 f"series (float in (0, 1)); got the integer {calibration}")
+            n_cal = check_int(calibration, "calibration", min_value=1)
+        else:
+            frac = float(calibration)
+            if not 0 < frac < 1:
+                raise ValueError("calibration must be 'validation', None, a fraction in (0, 1) "
+                                 f"or a number of trailing time steps; got {calibration!r}")
+            n_cal = max(1, int(round(frac * (len(ys) if panel else len(ys[0])))))
+        if panel:
+            if n_cal >= len(ys):
+                raise ValueError(f"calibration={calibration!r} leaves no series to train on "
+                                 f"({len(ys)} series)")
+            segs = [(ys[i], get(Xs, i)) for i in range(len(ys) - n_cal, len(ys))]
+            if not self._calibration_holdout:
+                return "tail", ys, Xs, segs
+            keep = len(ys) - n_cal
+            return "tail", ys[:keep], None if Xs is None else Xs[:keep], segs
+        y, Xa = ys[0], get(Xs, 0)
+        n = len(y)
+        if n_cal < H:
+            raise ValueError(f"the calibration tail has {n_cal} time steps, fewer than horizon="
+                             f"{H}; use a larger calibration or calibration='validation'")
+        if n - n_cal < L:
+            raise ValueError(f"y has {n} time steps: a calibration tail of {n_cal} leaves fewer "
+                             f"than lookback={L} before it")
+        lo = n - n_cal - L
+        segs = [(y[lo:], None if Xa is None else Xa[lo:])]
+        if not self._calibration_holdout:
+            return "tail", ys, Xs, segs
+        cut = n - n_cal
+        return "tail", [y[:cut]], None if Xa is None else [Xa[:cut]], segs
+
     # -- fit ------------------------------------------------------------------------
-    def fit(self, y, X=None, validation=0.2):
+    def fit(self, y, X=None, validation=0.2, calibration="validation"):
         """Learn from the series ``y`` (and known covariates ``X``).
 
         Parameters
@@ -209,6 +264,22 @@ class BaseForecaster:
             steps (one series) or of the series (a panel), or a number of
             trailing time steps. ``None`` trains for all epochs. Scalers use
             the training part only.
+        calibration : 'validation', float, int or None, default 'validation'
+            Where the residuals of :meth:`predict_interval` come from
+            (split-conformal calibration; never from data the weights were
+            fitted on):
+
+            * ``'validation'``: every window whose forecast steps lie in the
+              validation split. Those windows were not trained on, but early
+              stopping chose the epoch with their help, so the residuals can
+              be slightly optimistic. Without a validation split there is no
+              calibration (``predict_interval`` then asks for one).
+            * a fraction in (0, 1) or a number of trailing time steps (a
+              fraction of the series for a panel): a dedicated calibration
+              tail, held out from training *and* early stopping (the model
+              learns from what comes before it; ``validation`` applies to
+              that part). The cleanest choice when data allow.
+            * ``None``: no calibration (see :meth:`calibrate`).
 
         Returns
         -------
@@ -216,7 +287,8 @@ class BaseForecaster:
         """
         self._check_params()
         ys, Xs, was_1d, columns, panel = self._coerce(y, X)
-        train, val, n_val = self._split(ys, Xs, validation, panel)
+        mode, ys_fit, Xs_fit, cal_segs = self._split_calibration(ys, Xs, calibration, panel)
+        train, val, n_val = self._split(ys_fit, Xs_fit, validation, panel)
         self.scaler_y_ = Scaler.fit([a for a, _ in train])
         self.scaler_X_ = None if Xs is None else Scaler.fit([b for _, b in train])
         self.n_features_in_ = ys[0].shape[1]
@@ -231,6 +303,12 @@ class BaseForecaster:
                            else Xs[-1][-L:].copy())
         self._fit_scaled([self._stack(a, b) for a, b in train],
                          [self._stack(a, b) for a, b in val])
+        self.calibration_residuals_ = None
+        self.calibration_source_ = None
+        if mode == "validation" and val:
+            self._calibrate_segments(val, "validation")
+        elif mode == "tail":
+            self._calibrate_segments(cal_segs, "tail")
         return self
 
     def _stack(self, yv, Xv):
@@ -307,6 +385,160 @@ class BaseForecaster:
             return out
         out = out[0]
         return out[:, 0] if self.was_1d_ and self.n_features_in_ == 1 else out
+
+    # -- intervals ----------------------------------------------------------------------
+    def _calibrate_segments(self, segments, source):
+        """Absolute errors of every ``horizon``-step forecast inside the given segments."""
+        L, H = self._lookback_len(), self.horizon
+        m = self.n_covariates_
+        scores = []
+        for yv, Xv in segments:
+            if len(yv) < L + H:
+                continue
+            w = np.lib.stride_tricks.sliding_window_view(yv, L + H, axis=0)   # (B, k, L+H)
+            w = np.ascontiguousarray(w.transpose(0, 2, 1))
+            ctx, truth = w[:, :L], w[:, L:]
+            if m and Xv is not None:
+                wx = np.lib.stride_tricks.sliding_window_view(Xv, L + H, axis=0)
+                wx = np.ascontiguousarray(wx.transpose(0, 2, 1))
+                pred = self.predict(ctx, n=H, X=wx[:, :L], X_future=wx[:, L:])
+            else:
+                pred = self.predict(ctx, n=H)
+            scores.append(interval_scores(truth, pred))
+        if not scores:
+            self.calibration_residuals_ = None
+            self.calibration_source_ = None
+            return
+        self.calibration_residuals_ = np.sort(np.concatenate(scores, axis=0), axis=0)
+        self.calibration_source_ = source
+
+    def calibrate(self, y, X=None):
+        """Calibrate the prediction intervals on held-out data (split conformal).
+
+        Every window of ``lookback + horizon`` steps of ``y`` gives the
+        absolute errors of its ``horizon``-step forecast; they replace the
+        calibration residuals chosen at ``fit``. ``y`` must not have been
+        used to fit the model (and must not be the data you test on).
+
+        Parameters
+        ----------
+        y : array-like of shape (t, k) or (t,), or a list of such series
+            At least ``lookback + horizon`` steps (per series).
+        X : array-like or list, optional
+            Covariates aligned with ``y`` (required when fitted with ``X``).
+
+        Returns
+        -------
+        self
+        """
+        self._check_is_fitted()
+        panel = isinstance(y, (list, tuple)) and len(y) > 0 and not isinstance(
+            y[0], numbers.Number) and np.ndim(y[0]) >= 1
+        ys = list(y) if panel else [y]
+        Xs = [None] * len(ys) if X is None else (list(X) if panel else [X])
+        if self.n_covariates_ and X is None:
+            raise ValueError(f"this {type(self).__name__} was fitted with covariates: pass X "
+                             "aligned with y")
+        if len(Xs) != len(ys):
+            raise ValueError(f"X must hold one covariate array per series ({len(ys)}); got "
+                             f"{len(Xs)}")
+        segs = []
+        for i, (yi, Xi) in enumerate(zip(ys, Xs)):
+            nm = f"y[{i}]" if panel else "y"
+            v, _, _ = as_series(yi, nm, impute=self.impute)
+            if v.shape[1] != self.n_features_in_:
+                raise ValueError(f"{nm} must have {self.n_features_in_} channels like the fitted "
+                                 f"y, got {v.shape[1]}")
+            xv = None
+            if Xi is not None and self.n_covariates_:
+                xv, _, _ = as_series(Xi, f"X[{i}]" if panel else "X", impute=self.impute)
+                if xv.shape != (len(v), self.n_covariates_):
+                    raise ValueError(f"X must have shape ({len(v)}, {self.n_covariates_}) like "
+                                     f"{nm}; got {xv.shape}")
+            segs.append((v, xv))
+        need = self._lookback_len() + self.horizon
+        if not any(len(v) >= need for v, _ in segs):
+            raise ValueError(f"calibrate needs a series of at least lookback + horizon = {need} "
+                             "time steps")
+        self._calibrate_segments(segs, "calibrate")
+        return self
+
+    @property
+    def n_calibration_(self) -> int:
+        """Number of calibration windows (0 when not calibrated)."""
+        r = getattr(self, "calibration_residuals_", None)
+        return 0 if r is None else int(r.shape[0])
+
+    def interval_halfwidth(self, coverage=0.9, n=None) -> np.ndarray:
+        """Half-width of the conformal interval at each forecast step, per channel.
+
+        Parameters
+        ----------
+        coverage : float in (0, 1), default 0.9
+        n : int, optional
+            Steps (default ``horizon``; at most the calibrated ``horizon``).
+
+        Returns
+        -------
+        ndarray of shape (n, k)
+            ``inf`` where the calibration windows are too few for the coverage
+            (fewer than ``1 / (1 - coverage) - 1``).
+        """
+        self._check_is_fitted()
+        coverage = check_coverage(coverage)
+        r = getattr(self, "calibration_residuals_", None)
+        if r is None:
+            raise ValueError(
+                f"this {type(self).__name__} has no calibration residuals for prediction "
+                "intervals: fit it with a validation split (calibration='validation', the "
+                "default) or with calibration=<fraction or steps>, or call calibrate(y_heldout)")
+        n = r.shape[1] if n is None else check_int(n, "n", min_value=1)
+        if n > r.shape[1]:
+            raise ValueError(f"prediction intervals are calibrated for up to {r.shape[1]} steps "
+                             f"(the horizon); got n={n}")
+        return conformal_quantile(r[:, :n], coverage, axis=0)
+
+    def predict_interval(self, y_context=None, coverage=0.9, n: Optional[int] = None, X=None,
+                         X_future=None, return_forecast: bool = False):
+        """Split-conformal prediction interval of the forecast, per horizon step.
+
+        ``forecast ± q_j`` where ``q_j`` is the finite-sample-corrected
+        ``coverage`` quantile of the absolute errors of step ``j`` on the
+        calibration windows (see ``calibration`` in :meth:`fit`). Each step's
+        interval covers the truth with probability about ``coverage`` (at
+        least ``coverage`` when calibration and future errors are
+        exchangeable); the band is not simultaneous over the steps.
+
+        Parameters
+        ----------
+        y_context, n, X, X_future
+            As in :meth:`predict` (``n`` at most ``horizon``).
+        coverage : float in (0, 1), default 0.9
+        return_forecast : bool, default False
+            Also return the point forecast.
+
+        Returns
+        -------
+        (lower, upper) or (forecast, lower, upper)
+            Arrays shaped like :meth:`predict`'s output.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensornet.forecast import SeasonalNaive
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.tile([1.0, 3.0, 2.0, 5.0], 100) + rng.normal(0, 0.1, 400)
+        >>> f = SeasonalNaive(season=4, horizon=4).fit(y)
+        >>> lower, upper = f.predict_interval(coverage=0.9)
+        >>> lower.shape, bool(np.all(upper > lower))
+        ((4,), True)
+        """
+        q = self.interval_halfwidth(coverage, n)
+        pred = self.predict(y_context, n=q.shape[0], X=X, X_future=X_future)
+        if pred.ndim == 1:
+            q = q[:, 0]
+        lower, upper = pred - q, pred + q
+        return (pred, lower, upper) if return_forecast else (lower, upper)
 
     def _as_batch(self, a, name, width, batched, min_len):
         arr = np.asarray(a, dtype=np.float64) if not hasattr(a, "to_numpy") else \
@@ -400,7 +632,8 @@ class BaseForecaster:
 
         Writes ``forecaster.json`` (class, parameters, scaler statistics) and
         ``weights.pt`` (a ``state_dict`` of plain tensors, loadable with
-        ``torch.load(weights_only=True)``). Returns the directory.
+        ``torch.load(weights_only=True)``, including the calibration
+        residuals of the prediction intervals). Returns the directory.
         """
         import torch
 
@@ -416,6 +649,7 @@ class BaseForecaster:
             "n_validation_": self.n_validation_,
             "scaler_y_": self.scaler_y_.to_json(),
             "scaler_X_": None if self.scaler_X_ is None else self.scaler_X_.to_json(),
+            "calibration_source_": getattr(self, "calibration_source_", None),
         }
         state.update(self._json_state())
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "class": type(self).__name__,
@@ -425,6 +659,9 @@ class BaseForecaster:
             tensors["context"] = torch.from_numpy(np.ascontiguousarray(self.context_))
         if self.context_X_ is not None:
             tensors["context_X"] = torch.from_numpy(np.ascontiguousarray(self.context_X_))
+        r = getattr(self, "calibration_residuals_", None)
+        if r is not None:
+            tensors["calibration_residuals"] = torch.from_numpy(np.ascontiguousarray(r))
         tensors.update(self._tensor_state())
         torch.save(tensors, path / _WEIGHTS_NAME)
         (path / _JSON_NAME).write_text(json.dumps(meta, indent=1))
@@ -481,5 +718,8 @@ def load(path, device=None):
     obj.scaler_X_ = None if st["scaler_X_"] is None else Scaler.from_json(st["scaler_X_"])
     obj.context_ = tensors["context"].numpy() if "context" in tensors else None
     obj.context_X_ = tensors["context_X"].numpy() if "context_X" in tensors else None
+    cal = tensors.get("calibration_residuals")
+    obj.calibration_residuals_ = None if cal is None else cal.numpy()
+    obj.calibration_source_ = st.get("calibration_source_") if cal is not None else None
     obj._restore(st, tensors)
     return obj

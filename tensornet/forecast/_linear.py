@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from torch import nn
@@ -145,9 +147,38 @@ class SeasonalNaive(BaseForecaster):
         if self.impute is not None:
             check_option(self.impute, "impute", IMPUTE_METHODS)
 
-    def fit(self, y, X=None, validation=None):
-        """Remember the end of ``y`` (``X`` and ``validation`` are accepted and ignored)."""
-        return super().fit(y, None, validation=None)
+    _calibration_holdout = False
+
+    def fit(self, y, X=None, validation=None, calibration="auto"):
+        """Remember the end of ``y`` (``X`` and ``validation`` are accepted and ignored).
+
+        Parameters
+        ----------
+        y : array-like (see :meth:`BaseForecaster.fit`)
+        X, validation : ignored
+        calibration : 'auto', float, int or None, default 'auto'
+            The tail of ``y`` (fraction or number of time steps) whose
+            windows calibrate :meth:`predict_interval`. Seasonal naive learns
+            nothing, so the tail is not held out from anything. ``'auto'``
+            (and ``'validation'``): the last 20 % of ``y``, or all of ``y``
+            when that tail is shorter than ``horizon``; no calibration when
+            ``y`` is shorter than ``lookback + horizon``.
+        """
+        if isinstance(calibration, str) and calibration in ("auto", "validation"):
+            calibration = self._auto_calibration(y)
+        return super().fit(y, None, validation=None, calibration=calibration)
+
+    def _auto_calibration(self, y):
+        panel = isinstance(y, (list, tuple)) and len(y) > 0 and not isinstance(
+            y[0], numbers.Number) and np.ndim(y[0]) >= 1
+        if panel:
+            return 0.2 if len(y) >= 5 else None
+        n = len(y)
+        L, H = self._lookback_len(), self.horizon
+        tail = int(round(0.2 * n))
+        if tail >= H and n - tail >= L:
+            return tail
+        return n - L if n >= L + H else None
 
     def predict(self, y_context=None, n=None, X=None, X_future=None):
         """Forecast; covariates are accepted and ignored."""
