@@ -214,7 +214,17 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux)."""
+    """Peak resident memory of this process so far, in MB.
+
+    Read from ``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` would carry a
+    large parent's peak over into a child started by ``fork``/``exec``.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
