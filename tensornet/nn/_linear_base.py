@@ -138,3 +138,53 @@ def _check_tucker_tuple(rank, shape):
             raise ValueError(f"rank[{k}] must be between 1 and the mode size {s} (modes "
                              f"out_shape + in_shape = {shape}); got {r}")
     return tuple(int(r) for r in ranks)
+
+
+def _tucker_n_params(shape, ranks):
+    return math.prod(ranks) + sum(s * r for s, r in zip(shape, ranks))
+
+
+def resolve_tucker_layer_rank(shape, rank):
+    """Tucker ranks of a layer from an int cap, a tuple or a parameter fraction.
+
+    A tuple is taken literally (each entry between 1 and its mode size); an
+    int caps every mode (as :func:`tensornet.decomposition.tucker` does). A
+    float in (0, 1] fills that fraction of ``prod(shape)`` parameters by
+    raising one rank at a time, always the mode whose rank is smallest
+    relative to its size, while the budget allows — finer than scaling all
+    modes alike, which with modes of size 8 or 16 jumps in large steps.
+    """
+    from ..decomposition._common import resolve_tucker_rank
+
+    if isinstance(rank, (tuple, list)):
+        return _check_tucker_tuple(rank, shape)
+    if isinstance(rank, numbers.Real) and not isinstance(rank, (bool, numbers.Integral)):
+        if not 0.0 < rank <= 1.0 or not math.isfinite(rank):
+            raise ValueError(f"rank as a float is the fraction of the dense weight's parameters "
+                             f"to keep and must be in (0, 1]; got {rank!r}")
+        total = math.prod(shape)
+        budget = rank * total
+        maxr = [min(s, total // s) for s in shape]
+        r = [1] * len(shape)
+        while True:
+            for k in sorted(range(len(shape)), key=lambda k: (r[k] / shape[k], k)):
+                if r[k] >= maxr[k]:
+                    continue
+                trial = r[:k] + [r[k] + 1] + r[k + 1:]
+                if _tucker_n_params(shape, trial) <= budget:
+                    r = trial
+                    break
+            else:
+                break
+        # a rank above the product of the others is never used
+        changed = True
+        while changed:
+            changed = False
+            for k in range(len(r)):
+                others = math.prod(r[:k] + r[k + 1:])
+                if r[k] > others:
+                    r[k] = others
+                    changed = True
+        return tuple(r)
+    return resolve_tucker_rank(shape, rank)
+

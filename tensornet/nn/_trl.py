@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .._validation import check_int, check_option, check_shape_tuple
-from ..decomposition._common import resolve_cp_rank, resolve_tt_rank, resolve_tucker_rank
+from ..decomposition._common import resolve_cp_rank, resolve_tt_rank
 from ._base import (
     check_rank_type,
     add_bias,
@@ -35,6 +35,7 @@ from ._base import (
     run_steps,
     symbols,
 )
+from ._linear_base import resolve_tucker_layer_rank
 from ._tcl import _check_input
 
 __all__ = ["TRL"]
@@ -98,12 +99,7 @@ class TRL(FactorizedModule):
         if rank is None:
             raise TypeError("rank must be an int, a tuple of ints or a float in (0, 1]; got None")
         if self.factorization == "tucker":
-            if isinstance(rank, (tuple, list)):
-                from ._linear_base import _check_tucker_tuple
-
-                self.rank = _check_tucker_tuple(rank, shape)
-            else:
-                self.rank = resolve_tucker_rank(shape, rank)
+            self.rank = resolve_tucker_layer_rank(shape, rank)
             self.core = nn.Parameter(torch.empty(self.rank, **factory))
             self.factors = nn.ParameterList(
                 [nn.Parameter(torch.empty(s, r, **factory)) for s, r in zip(shape, self.rank)])
@@ -407,10 +403,7 @@ class TRL(FactorizedModule):
         bias = None if module.bias is None else module.bias.detach()
         conv = lambda t: t.to(device=dev, dtype=dt)  # noqa: E731
         if factorization == "tucker":
-            if isinstance(rank, (tuple, list)):
-                from ._linear_base import _check_tucker_tuple
-
-                rank = _check_tucker_tuple(rank, input_shape + (out_f,))
+            rank = resolve_tucker_layer_rank(input_shape + (out_f,), rank)
             core, fs = tucker(T, rank, random_state=random_state)
             layer = cls.from_factors("tucker", [conv(f) for f in fs], core=conv(core),
                                      bias=bias, implementation=implementation)

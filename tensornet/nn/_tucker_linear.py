@@ -7,7 +7,6 @@ import math
 import torch
 from torch import nn
 
-from ..decomposition._common import resolve_tucker_rank
 from ._base import (
     add_bias,
     check_rank_type,
@@ -27,7 +26,7 @@ from ._base import (
 from ._linear_base import (
     _check_linear,
     _check_tensor_list,
-    _check_tucker_tuple,
+    resolve_tucker_layer_rank,
     _decomposition_input,
     _FactorizedLinear,
 )
@@ -82,12 +81,7 @@ class TuckerLinear(_FactorizedLinear):
         self._init_linear(in_features, out_features, in_shape, out_shape, bias, n_modes,
                           implementation, False, factory)
         shape = self.out_shape + self.in_shape
-        if isinstance(rank, (tuple, list)):
-            ranks = _check_tucker_tuple(rank, shape)
-        elif rank is None:
-            raise TypeError("rank must be an int, a tuple of ints or a float in (0, 1]; got None")
-        else:
-            ranks = resolve_tucker_rank(shape, rank)
+        ranks = resolve_tucker_layer_rank(shape, rank)
         self.rank = ranks
         self.core = nn.Parameter(torch.empty(ranks, **factory))
         self.factors = nn.ParameterList(
@@ -308,8 +302,7 @@ class TuckerLinear(_FactorizedLinear):
         out_f, in_f = module.weight.shape
         in_shape, out_shape = resolve_feature_shapes(in_f, out_f, in_shape, out_shape, n_modes)
         shape = out_shape + in_shape
-        if isinstance(rank, (tuple, list)):
-            rank = _check_tucker_tuple(rank, shape)
+        rank = resolve_tucker_layer_rank(shape, rank)
         W = _decomposition_input(module.weight)
         core, factors = tucker(W.reshape(shape), rank, method=method, n_iter_max=n_iter_max,
                                random_state=random_state)
