@@ -39,10 +39,12 @@ def test_forecast_success(csv, tmp_path, capsys):
     assert "linear RMSE" in text
     rows = [line.split() for line in text.splitlines() if line.strip()[:2].strip().isdigit()]
     assert [r[0] for r in rows] == ["3", "6", "12"]
+    assert "prediction intervals at 90%" in text and "calibration windows" in text
     fc = pd.read_csv(out / "forecast.csv")
-    assert list(fc.columns) == ["time", "kind", "truth", "forecast"]
+    assert list(fc.columns) == ["time", "kind", "truth", "forecast", "lower", "upper"]
     assert (fc["kind"] == "test").sum() == 12 and (fc["kind"] == "future").sum() == 12
     assert fc["forecast"].notna().all() and fc.loc[fc.kind == "test", "truth"].notna().all()
+    assert (fc["lower"] < fc["forecast"]).all() and (fc["forecast"] < fc["upper"]).all()
     # the future rows continue the hourly time stamps
     assert pd.Timestamp(fc["time"].iloc[12]) == pd.Timestamp("2024-01-11 00:00")
     assert (out / "forecast.png").stat().st_size > 5000
@@ -58,6 +60,24 @@ def test_forecast_linear_without_time_column(csv, tmp_path, capsys):
     assert len(pd.read_csv(out / "forecast.csv")) == 12
 
 
+def test_forecast_coverage_option(csv, tmp_path, capsys):
+    """A wider requested coverage gives a wider band, and its coverage is reported."""
+    widths = {}
+    for c in ("0.5", "0.95"):
+        out = tmp_path / f"fc{c}"
+        rc = main(["forecast", str(csv), "--column", "y", "--horizon", "6", "--model", "linear",
+                   "--season", "24", "--coverage", c, "--out", str(out), *FAST])
+        assert rc == 0
+        text = capsys.readouterr().out
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith("linear ")
+                    and "coverage" in ln)
+        assert f"prediction intervals at {float(c):.0%}" in text
+        fc = pd.read_csv(out / "forecast.csv")
+        widths[c] = float((fc["upper"] - fc["lower"]).mean())
+        assert "mean width" in line
+    assert widths["0.95"] > widths["0.5"] > 0
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--column", "nope", "--horizon", "6"], "'nope' is not a column"),
     (["--column", "label", "--horizon", "6"], "is not numeric"),
@@ -65,6 +85,8 @@ def test_forecast_linear_without_time_column(csv, tmp_path, capsys):
     (["--column", "y", "--horizon", "200"], "shorter than --horizon"),
     (["--column", "y", "--horizon", "6", "--time-column", "label"], "does not hold time"),
     (["--column", "y", "--horizon", "6", "--test", "1.5"], "--test must be"),
+    (["--column", "y", "--horizon", "6", "--coverage", "1"], "--coverage must be a probability"),
+    (["--column", "y", "--horizon", "6", "--coverage", "0"], "--coverage must be a probability"),
     (["--column", "y", "--horizon", "20", "--lookback", "200"], "--lookback 200"),
 ])
 def test_forecast_user_mistakes(csv, tmp_path, capsys, extra, message):
