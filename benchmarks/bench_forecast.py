@@ -245,12 +245,18 @@ def _job(job):
         else:
             f = _make(model, season, L, max(hs), quick, seed, 1, X.shape[1])
             res = evaluate(f, y, X=None if model == "seasonal_naive" else X, horizons=hs,
-                           split=n_test, stride=stride)
+                           split=n_test, stride=stride, coverage=[0.8, 0.9])
             fm = res.forecaster
             out = {"rmse": res.rmse, "mae": res.mae,
                    "params": fm.n_parameters_ if hasattr(fm, "net_") else 0,
                    "epochs": getattr(fm, "n_epochs_", None),
-                   "hidden_size": getattr(fm, "hidden_size", None)}
+                   "hidden_size": getattr(fm, "hidden_size", None),
+                   # split-conformal intervals (reported by benchmarks/bench_intervals.py)
+                   "n_calibration": fm.n_calibration_,
+                   "scale": float(np.std(y[:len(y) - n_test])),
+                   "intervals": {c: {k: (v.tolist() if hasattr(v, "tolist") else v)
+                                     for k, v in d.items() if k not in ("lower", "upper")}
+                                 for c, d in res.intervals.items()}}
     out.update(series=name, model=model, seed=seed, seconds=time.perf_counter() - t0)
     return out
 

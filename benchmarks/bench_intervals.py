@@ -1,0 +1,313 @@
+"""Calibrated forecast intervals: empirical coverage and width of split-conformal bands.
+
+Every forecaster of ``tensornet.forecast`` (TT-LSTM, LSTM seq2seq, DLinear-style
+linear, seasonal naive) on the real series of the forecasting benchmark
+(``bench_forecast``: weekly CO2, hourly electricity demand, hourly call
+arrivals), with that benchmark's settings (lookback, horizons up to two
+seasons, calendar covariates, training settings, test = last 20 %, origins
+every season/4 steps). The intervals are ``predict_interval`` at 80 % and
+90 %: split-conformal half-widths per horizon step, calibrated on the
+windows of each model's validation split (the last 20 % of its training
+part; seasonal naive: the last 20 % of the training part), never on the
+test tail. Reported: the empirical coverage on the test tail (all origins
+and horizon steps pooled, and per step), the mean width on the original
+scale, over seeds. Target: coverage within ±3 points of nominal.
+
+The fits run in ``--jobs`` worker processes with one thread each. With
+``--from-forecast`` the tables are built from ``results/bench_forecast.json``
+instead (its accuracy runs record the same interval numbers), without fitting.
+
+    python -m benchmarks.bench_intervals [--quick] [--seeds N] [--from-forecast]
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks import _harness as H
+from benchmarks import bench_forecast as BF
+
+NAME = "bench_intervals"
+SECTION = "intervals"
+COVERAGES = (0.8, 0.9)
+MODELS = ("ttlstm", "lstm", "linear", "seasonal_naive")
+TOLERANCE = 0.03
+
+
+def _job(job):
+    """One (series, model, seed) rolling-origin evaluation with intervals (one thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from tensornet.forecast import evaluate
+
+    name, model, seed, quick = job["series"], job["model"], job["seed"], job["quick"]
+    t0 = time.perf_counter()
+    s = BF._series(name)
+    y, X, season, L = s["y"], s["X"], s["season"], s["lookback"]
+    if quick:
+        n = 30 * season + L
+        y, X = y[-n:], X[-n:]
+    hs = BF._horizons(season)
+    stride = max(1, season // 4)
+    n_test = round(0.2 * len(y))
+    f = BF._make(model, season, L, max(hs), quick, seed, 1, X.shape[1])
+    res = evaluate(f, y, X=None if model == "seasonal_naive" else X, horizons=hs, split=n_test,
+                   stride=stride, coverage=list(COVERAGES))
+    fm = res.forecaster
+    out = {"series": name, "model": model, "seed": seed,
+           "rmse": res.rmse, "n_origins": len(res.origins),
+           "n_calibration": fm.n_calibration_, "calibration": fm.calibration_source_,
+           "intervals": {c: {"coverage": d["coverage"], "width": d["width"],
+                             "coverage_by_lead": d["coverage_by_lead"].tolist(),
+                             "width_by_lead": d["width_by_lead"].tolist()}
+                         for c, d in res.intervals.items()},
+           "scale": float(np.std(y[:len(y) - n_test]))}
+    if seed == 0:
+        # one forecast band for the plot: the origin in the middle of the test tail
+        i = len(res.origins) // 2
+        o = int(res.origins[i])
+        back = min(o, 3 * max(hs))
+        out["band"] = {"origin": o, "history": y[o - back:o].tolist(),
+                       "truth": res.truth[i, :, 0].tolist(),
+                       "forecast": res.forecasts[i, :, 0].tolist(),
+                       **{f"lower_{c}": res.intervals[c]["lower"][i, :, 0].tolist()
+                          for c in COVERAGES},
+                       **{f"upper_{c}": res.intervals[c]["upper"][i, :, 0].tolist()
+                          for c in COVERAGES}}
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run(args):
+    seeds = list(range(1 if args.quick else args.seeds))
+    series = ["calls"] if args.quick else list(args.series)
+    jobs = [{"series": s, "model": m, "seed": sd, "quick": args.quick}
+            for s in series for m in MODELS
+            for sd in (seeds if m != "seasonal_naive" else [0])]
+    cost = {"ttlstm": 3, "lstm": 2, "linear": 0, "seasonal_naive": 0}
+    jobs.sort(key=lambda j: -cost[j["model"]])
+    t0 = time.perf_counter()
+    runs = []
+
+    def done(r):
+        runs.append(r)
+        print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  {r['seconds']:6.1f} s",
+              flush=True)
+
+    if args.jobs > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            for r in pool.imap_unordered(_job, jobs):
+                done(r)
+    else:
+        for j in jobs:
+            done(_job(j))
+    meta = {}
+    for name in series:
+        s = BF._series(name)
+        meta[name] = {"kind": s["kind"], "season": s["season"], "lookback": s["lookback"],
+                      "horizon": max(BF._horizons(s["season"]))}
+    return {"seeds": seeds, "series": meta, "runs": runs, "source": "bench_intervals",
+            "wall_seconds": time.perf_counter() - t0,
+            "settings": {"tt": BF._tt_kwargs(args.quick),
+                         "train": BF._train_kwargs(args.quick, 0), "test_share": 0.2,
+                         "stride": "season // 4", "calibration": "validation split (neural, "
+                         "linear); last 20 % of the training part (seasonal naive)"}}
+
+
+def from_forecast():
+    """Interval numbers recorded by bench_forecast's accuracy runs (no fitting)."""
+    import json
+
+    saved = json.loads((H.RESULTS / "bench_forecast.json").read_text())
+    acc = saved.get("accuracy") or {}
+    runs = [r for r in acc.get("runs", []) if r.get("intervals") and r["series"] != "genz"]
+    if not runs:
+        raise SystemExit("results/bench_forecast.json has no interval numbers; rerun "
+                         "python -m benchmarks.bench_forecast (or run this script without "
+                         "--from-forecast)")
+    meta = {n: {"kind": m["kind"], "season": m["season"], "lookback": m["lookback"],
+                "horizon": max(m["horizons"])}
+            for n, m in acc["series"].items() if n != "genz"}
+    return {"seeds": acc["seeds"], "series": meta, "runs": runs, "source": "bench_forecast",
+            "settings": acc["settings"], "machine": saved.get("machine")}
+
+
+# ---------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------
+
+def _get(d, c):
+    return d.get(c, d.get(str(c)))
+
+
+def _summary(runs, name, model, c, key):
+    v = [_get(r["intervals"], c)[key] for r in runs if r["series"] == name
+         and r["model"] == model]
+    if not v:
+        return None
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0), len(v)
+
+
+def report(res, plot_path):
+    runs = res["runs"]
+    intro = (f"Empirical coverage on the test tail (last 20 %, all origins and horizon steps "
+             f"pooled) and mean width of the `predict_interval` bands; mean ± sd over seeds "
+             f"{res['seeds']} for the neural and linear models (one run for seasonal naive). "
+             "Calibration: the validation split of each model's training part (seasonal naive: "
+             "the last 20 % of the training part); never the test tail. Width in the series' "
+             "units and, in brackets, relative to the standard deviation of the training part. "
+             "Horizon = two seasons.")
+    lines = [intro, ""]
+    head = ["series", "model", "calibration windows"]
+    for c in COVERAGES:
+        head += [f"coverage at {c:.0%}", f"width at {c:.0%}"]
+    table = []
+    for name, meta in res["series"].items():
+        for m in MODELS:
+            rs = [r for r in runs if r["series"] == name and r["model"] == m]
+            if not rs:
+                continue
+            row = [f"{name} (h={meta['horizon']})", BF.MODEL_LABEL[m],
+                   f"{statistics.mean(r['n_calibration'] for r in rs):,.0f}"]
+            scale = rs[0].get("scale")
+            for c in COVERAGES:
+                cm, cs, n = _summary(runs, name, m, c, "coverage")
+                wm, ws, _ = _summary(runs, name, m, c, "width")
+                ok = abs(cm - c) <= TOLERANCE
+                cell = f"{100 * cm:.1f}" + (f" ± {100 * cs:.1f}" if n > 1 else "")
+                row.append(cell if ok else f"**{cell}**")
+                wcell = f"{wm:.3g}" + (f" ± {ws:.2g}" if n > 1 else "")
+                if scale:
+                    wcell += f" ({wm / scale:.2f})"
+                row.append(wcell)
+            table.append(row)
+    lines.append(H.markdown_table(head, table))
+    lines.append("")
+    lines.append("Coverages more than 3 points from nominal are in bold. Coverage per horizon "
+                 "step (90 %, mean over seeds), first step → last step:")
+    lines.append("")
+    head = ["series", "model", "step 1", "h/4", "h/2", "3h/4", "h"]
+    table = []
+    for name, meta in res["series"].items():
+        for m in MODELS:
+            rs = [r for r in runs if r["series"] == name and r["model"] == m]
+            if not rs:
+                continue
+            by = np.mean([_get(r["intervals"], 0.9)["coverage_by_lead"] for r in rs], axis=0)
+            Hh = len(by)
+            idx = [0, max(0, Hh // 4 - 1), max(0, Hh // 2 - 1), max(0, 3 * Hh // 4 - 1), Hh - 1]
+            table.append([name, BF.MODEL_LABEL[m]] + [f"{100 * by[i]:.1f}" for i in idx])
+    lines.append(H.markdown_table(head, table))
+    lines.append("")
+    if plot_path:
+        lines.append(f"![forecast bands]({plot_path})")
+        lines.append("")
+    lines.append("### Targets")
+    lines.append("")
+    for t in targets(res):
+        lines.append(f"- {t}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def targets(res):
+    out = []
+    runs = res["runs"]
+    for c in COVERAGES:
+        cells = []
+        for name in res["series"]:
+            for m in MODELS:
+                s = _summary(runs, name, m, c, "coverage")
+                if s:
+                    cells.append((name, m, s[0]))
+        met = [x for x in cells if abs(x[2] - c) <= TOLERANCE]
+        miss = [f"{n} {BF.MODEL_LABEL[m]} {100 * v:.1f}" for n, m, v in cells
+                if abs(v - c) > TOLERANCE]
+        out.append(f"coverage at {c:.0%} within ±3 points: {len(met)} of {len(cells)} "
+                   f"(series, forecaster) pairs" + (f"; missed: {', '.join(miss)}" if miss
+                                                    else " — met everywhere"))
+    return out
+
+
+def plot(res, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = [r for r in res["runs"] if "band" in r]
+    names = list(res["series"])
+    models = [m for m in MODELS if any(r["model"] == m for r in runs)]
+    if not runs:
+        return False
+    fig = Figure(figsize=(3.6 * len(models), 2.8 * len(names)), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, name in enumerate(names):
+        for j, m in enumerate(models):
+            ax = fig.add_subplot(len(names), len(models), i * len(models) + j + 1)
+            r = next((r for r in runs if r["series"] == name and r["model"] == m), None)
+            if r is None:
+                ax.set_visible(False)
+                continue
+            b = r["band"]
+            nh, nf = len(b["history"]), len(b["forecast"])
+            th, tf = np.arange(-nh, 0), np.arange(nf)
+            ax.plot(th, b["history"], color="0.5", lw=0.9)
+            ax.fill_between(tf, b["lower_0.9"],
+                            b["upper_0.9"], color="C0", alpha=0.18, lw=0, label="90 %")
+            ax.fill_between(tf, b["lower_0.8"], b["upper_0.8"], color="C0", alpha=0.3, lw=0,
+                            label="80 %")
+            ax.plot(tf, b["truth"], color="k", lw=1.0, label="truth")
+            ax.plot(tf, b["forecast"], color="C3", lw=1.2, label="forecast")
+            cov = _get(r["intervals"], 0.9)["coverage"]
+            ax.set_title(f"{name}: {BF.MODEL_LABEL[m]} (90 % cov. {100 * cov:.0f} %)",
+                         fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == len(names) - 1:
+                ax.set_xlabel("steps from the forecast origin", fontsize=7)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def main(argv=None):
+    def extra(p):
+        p.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
+        p.add_argument("--seeds", type=int, default=2)
+        p.add_argument("--series", nargs="+", default=list(BF.REAL), choices=list(BF.REAL))
+        p.add_argument("--from-forecast", action="store_true",
+                       help="build the tables from results/bench_forecast.json (no fitting)")
+
+    args = H.parse_args(__doc__.splitlines()[0], argv, extra)
+    t0 = time.perf_counter()
+    suffix = "-quick" if args.quick else ""
+    if args.from_forecast:
+        res = from_forecast()
+        machine = res.pop("machine", None) or H.machine(args.device, 1)
+    else:
+        print("forecast intervals ...", flush=True)
+        res = run(args)
+        machine = H.machine(args.device, 1)
+    H.RESULTS.mkdir(parents=True, exist_ok=True)
+    plot_name = f"forecast_interval_bands{suffix}.png"
+    has_plot = plot(res, H.RESULTS / plot_name)
+    md = report(res, f"results/{plot_name}" if has_plot else None)
+    payload = {"machine": machine, "quick": args.quick, "results": res, "markdown": md,
+               "seconds": time.perf_counter() - t0}
+    path = H.write_results(NAME + suffix, payload, args.device)
+    print(md)
+    print(f"results: {path} ({time.perf_counter() - t0:.0f} s)")
+    if not args.no_readme and not args.quick:
+        H.update_readme(SECTION, "## Forecast intervals (split conformal)\n\n" + md +
+                        f"\n_{machine['cpu']}, {args.jobs} worker processes with one torch "
+                        f"thread each, {machine['date']}; `python -m benchmarks.bench_intervals`_")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
