@@ -529,12 +529,22 @@ def mnist_runs(kind, seed, quick, path_log=None):
             opt = AdaBreg(groups, lr=1e-3, eps=1e-3)
         else:
             opt = LinBreg(groups, lr=0.1, momentum=0.9)
-        on_epoch = None
+        on_step = None
         if path_log is not None and name == "AdaBreg" and not path_log:
-            def on_epoch(ep, m=m, opt=opt):
-                path_log.append({"epoch": ep + 1, "acc": _accuracy(m, test),
+            # the path: at the start, after 2, 4, 8, ... steps, and after every epoch
+            per_epoch = math.ceil(train[0].shape[0] / 64)
+            path_log.append({"step": 0, "epoch": 0.0, "acc": _accuracy(m, test),
+                             "params": regularized_params(opt)[0]})
+            counter = [0]
+
+            def on_step(m=m, opt=opt, counter=counter, per_epoch=per_epoch):
+                counter[0] += 1
+                k = counter[0]
+                if (k & (k - 1)) == 0 or k % per_epoch == 0:
+                    path_log.append({"step": k, "epoch": k / per_epoch,
+                                     "acc": _accuracy(m, test),
                                      "params": regularized_params(opt)[0]})
-        _epochs(m, opt, train, seed, E - FT, on_epoch=on_epoch)
+        _epochs(m, opt, train, seed, E - FT, after_step=on_step)
         before = finetune(m)
         record(name, f"lam={lam}", m, time.perf_counter() - t0, acc_sparse=before)
         if seed == 0 and (kind, name) not in _PRUNED:
@@ -554,7 +564,7 @@ def mnist_runs(kind, seed, quick, path_log=None):
                time.perf_counter() - t0, acc_sparse=before)
 
     # (c) proximal SGD with the same penalty from the dense initialisation
-    for lam in ((0.003,) if quick else (0.001, 0.003, 0.01)):
+    for lam in ((0.003,) if quick else (0.001, 0.003, 0.01, 0.03, 0.1)):
         torch.manual_seed(seed)
         m = mlp(kind, R)
         t0 = time.perf_counter()
@@ -790,19 +800,30 @@ def plot_path(path_log, full_acc, kind, out_png):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
     xs = [p["params"] for p in path_log]
     ys = [p["acc"] for p in path_log]
-    ax.plot(xs, ys, "o-", color="C0", label="AdaBreg + RankL1 (after each epoch)")
-    for p in path_log[:: max(1, len(path_log) // 5)]:
-        ax.annotate(f"ep {p['epoch']}", (p["params"], p["acc"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, -10))
+    ax.plot(xs, ys, "o-", color="C0", ms=3.5, lw=1.2,
+            label="AdaBreg + RankL1, lam=0.003 (start, after 2^k steps, every epoch)")
+    shown = set()
+    for p in path_log:
+        ep = p.get("epoch", 0)
+        label = None
+        if p.get("step", 0) == 0:
+            label = "start"
+        elif float(ep).is_integer() and int(ep) in (1, 2, 4, 8, 11) and int(ep) not in shown:
+            label = f"epoch {int(ep)}"
+            shown.add(int(ep))
+        if label:
+            ax.annotate(label, (p["params"], p["acc"]), fontsize=7,
+                        textcoords="offset points", xytext=(5, -9))
     if full_acc is not None:
         ax.axhline(full_acc[1], color="C3", ls="--", lw=1,
                    label=f"Adam at full rank ({full_acc[0]:,} params)")
-    ax.set_xlabel("parameters kept in the factorized layers")
+    ax.set_xlabel("parameters the factorized layers keep (after cutting zero components)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Inverse scale space: MNIST MLP, {kind.upper()} layers")
+    ax.set_title(f"Inverse scale space path: MNIST MLP, {kind.upper()} hidden layers",
+                 fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
