@@ -48,7 +48,7 @@ small slice; ``--repeat`` fits each (default 3 -- multi-second fits; 1 with
 documents x 20,000 words (50 topics, mean length 100) and reports the fit
 time, the peak memory while fitting and the recovery error.
 
-Run: ``python -m benchmarks.bench_topics [--quick] [--scale]``.
+Run: ``python -m benchmarks.bench_topics [--quick] [--scale] [--report-only]``.
 """
 
 from __future__ import annotations
@@ -269,17 +269,26 @@ def run(args, argv):
                 extra = (f" L1 {q['recovery_l1']:.3f}" if "recovery_l1" in q else "")
                 print(f"  {n:<17} {fmt_range(times[n]):<28} NPMI {q['npmi']:.3f} "
                       f"UMass {q['umass']:.2f} LL {q['heldout_ll']:.3f}{extra}", flush=True)
-    payload = {"machine": machine(args.device, args.threads),
-               "settings": {"quick": args.quick, "repeat": repeat, "ks": ks,
-                            "top_n": TOP_N, "contenders": names,
-                            "vectorizer": "tensornet.datasets.default_vectorizer()"},
-               "corpora": corpus_info, "runs": rows, "targets": targets(rows)}
+            # save after every block, so an interrupted run keeps what it measured
+            # (``--report-only`` rebuilds the tables from it)
+            write_results(NAME, _payload(args, repeat, ks, names, corpus_info, rows, False),
+                          args.device)
+    payload = _payload(args, repeat, ks, names, corpus_info, rows, True)
     path = write_results(NAME, payload, args.device)
     png = plot(rows, RESULTS / "topics_coherence_vs_time.png")
     print(f"wrote {path} and {png}")
     if not args.no_readme:
         update_readme(SECTION, readme(payload, png.name))
     return payload
+
+
+def _payload(args, repeat, ks, names, corpus_info, rows, complete):
+    return {"machine": machine(args.device, args.threads),
+            "settings": {"quick": args.quick, "repeat": repeat, "ks": ks, "top_n": TOP_N,
+                         "contenders": names,
+                         "vectorizer": "tensornet.datasets.default_vectorizer()"},
+            "complete": complete, "corpora": corpus_info, "runs": rows,
+            "targets": targets(rows)}
 
 
 OURS = ("tensornet", "tensornet-auto", "tensornet-refine")
@@ -317,6 +326,7 @@ LABELS = {"tensornet": "TensorLDA", "tensornet-auto": "TensorLDA α0=auto",
 def plot(rows, path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     corpora = list(dict.fromkeys(r["corpus"] for r in rows))
     fig = Figure(figsize=(4.2 * len(corpora), 3.8), dpi=100)
@@ -333,6 +343,7 @@ def plot(rows, path):
                        marker=markers.get(r["k"], "o"), s=40,
                        label=LABELS.get(r["model"], r["model"]))
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("fit time (s, log)")
         ax.set_ylabel("NPMI of top-10 words")
         ax.set_title(c, fontsize=10)
@@ -488,8 +499,20 @@ def run_scale(args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--scale", action="store_true", help="the 1,000,000-document scale run instead"))
+    def extra(p):
+        p.add_argument("--scale", action="store_true",
+                       help="the 1,000,000-document scale run instead")
+        p.add_argument("--report-only", action="store_true",
+                       help="rebuild the plot and README section from results/bench_topics.json")
+
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    if args.report_only:
+        import json
+
+        payload = json.loads((RESULTS / f"{NAME}.json").read_text())
+        png = plot(payload["runs"], RESULTS / "topics_coherence_vs_time.png")
+        update_readme(SECTION, readme(payload, png.name))
+        return 0
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("gensim").setLevel(logging.ERROR)  # "too few updates" at its defaults
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
