@@ -337,3 +337,11 @@ def test_refine_passes_polish_the_spectral_topics(small):
     assert refined.score(X[2500:]) > pure.score(X[2500:])
     assert match_topics(topics, refined.components_).mean_l1 < match_topics(
         topics, pure.components_).mean_l1
+
+
+def test_verbose_shows_progress_and_default_is_silent(small, capsys):
+    X, _, _ = small
+    TensorLDA(4, random_state=0).fit(X)
+    assert capsys.readouterr().err == ""
+    TensorLDA(4, random_state=0, verbose=True).fit(X)
+    assert "TensorLDA passes" in capsys.readouterr().err
