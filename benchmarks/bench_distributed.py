@@ -236,6 +236,9 @@ def accuracy_rank(rank, world_size, init_method, threads, methods, seeds, epochs
         if rank == 0:
             with open(os.path.join(out_dir, "accuracy.json"), "w") as fh:
                 json.dump({"chosen_lr": chosen, "validation": val, "runs": runs}, fh)
+        import torch.distributed as dist
+
+        dist.barrier()
     finally:
         import torch.distributed as dist
 

@@ -148,6 +148,7 @@ def main(argv=None):
             with open(args.out, "w") as fh:
                 json.dump(result, fh, indent=1)
     if distributed:
+        dist.barrier()                       # nobody leaves while a peer still talks
         dist.destroy_process_group()
     return result
 

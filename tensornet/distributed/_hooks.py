@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from ._signs import (
     _all_gather_single,
-    pack_signs,
+    _pack_parts,
     packed_size,
     vote_from_packed,
     wire_bytes,
@@ -88,14 +88,12 @@ def majority_vote_hook(state: MajorityVoteState,
     buf = bucket.buffer()
     opt = state.optimizer
     if opt is not None:
-        parts = [opt.vote_input(p, g).reshape(-1)
-                 for p, g in zip(bucket.parameters(), bucket.gradients())]
-        local = torch.cat(parts) if len(parts) > 1 else parts[0]
-        if local.numel() != buf.numel():  # pragma: no cover - DDP layout guard
-            raise RuntimeError(f"bucket of {buf.numel()} coordinates holds gradients of "
-                               f"{local.numel()} coordinates; cannot vote on it")
+        parts = [opt.vote_input(p, g) for p, g in zip(bucket.parameters(), bucket.gradients())]
+        if sum(t.numel() for t in parts) != buf.numel():  # pragma: no cover - DDP layout guard
+            raise RuntimeError(f"a bucket of {buf.numel()} coordinates holds gradients of "
+                               f"{sum(t.numel() for t in parts)} coordinates; cannot vote on it")
     else:
-        local = buf
+        parts = [buf]
     rank = dist.get_rank(group)
     size = dist.get_world_size(group)
     state.world_size = size
@@ -104,18 +102,17 @@ def majority_vote_hook(state: MajorityVoteState,
     if bucket.is_last():
         state.steps += 1
     if size == 1:
-        buf.copy_(torch.sign(local))
+        torch.sign(torch.cat([t.reshape(-1) for t in parts]), out=buf)
         fut = torch.futures.Future()
         fut.set_result(buf)
         return fut
-    packed = pack_signs(local, zero_positive=rank % 2 == 0)
+    packed = _pack_parts(parts, zero_positive=rank % 2 == 0, device=buf.device)
     state.payload_bytes += packed_size(n)
     gathered = packed.new_empty(size * packed.numel())
     work = _all_gather_single(gathered, packed, group, async_op=True)
 
     def vote(_):
-        buf.copy_(vote_from_packed(gathered.view(size, -1), n, buf.dtype))
-        return buf
+        return vote_from_packed(gathered.view(size, -1), n, out=buf)
 
     return work.get_future().then(vote)
 

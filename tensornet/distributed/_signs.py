@@ -33,16 +33,17 @@ __all__ = [
     "wire_bytes",
 ]
 
-_SHIFTS_CACHE: dict = {}
+_MASKS_CACHE: dict = {}
 
 
-def _shifts(device) -> torch.Tensor:
+def _masks(device) -> torch.Tensor:
+    """``[1, 2, 4, ..., 128]`` as uint8 on ``device`` (cached)."""
     key = str(device)
-    s = _SHIFTS_CACHE.get(key)
-    if s is None:
-        s = torch.arange(8, dtype=torch.uint8, device=device)
-        _SHIFTS_CACHE[key] = s
-    return s
+    m = _MASKS_CACHE.get(key)
+    if m is None:
+        m = torch.tensor([1 << j for j in range(8)], dtype=torch.uint8, device=device)
+        _MASKS_CACHE[key] = m
+    return m
 
 
 def packed_size(numel: int) -> int:
@@ -53,6 +54,24 @@ def packed_size(numel: int) -> int:
 def _check_tensor(x, name):
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+
+
+def _pack_parts(parts, zero_positive: bool, device) -> torch.Tensor:
+    """Pack the signs of several tensors, one after the other, into one uint8 vector."""
+    n = sum(t.numel() for t in parts)
+    nb = packed_size(n)
+    bits = torch.zeros(8 * nb, dtype=torch.bool, device=device)
+    compare = torch.ge if zero_positive else torch.gt
+    off = 0
+    for t in parts:
+        k = t.numel()
+        compare(t.reshape(-1), 0, out=bits[off:off + k])
+        off += k
+    b = bits.view(torch.uint8).view(nb, 8)
+    out = b[:, 0].clone()
+    for j in range(1, 8):                      # 8 strided passes over n / 8 bytes
+        out.bitwise_or_(b[:, j].bitwise_left_shift(j))
+    return out
 
 
 def pack_signs(x: torch.Tensor, *, zero_positive: bool = True) -> torch.Tensor:
@@ -81,19 +100,12 @@ def pack_signs(x: torch.Tensor, *, zero_positive: bool = True) -> torch.Tensor:
     tensor([ 1, -1,  1,  1, -1], dtype=torch.int8)
     """
     _check_tensor(x, "x")
-    flat = x.reshape(-1)
-    bits = (flat >= 0) if zero_positive else (flat > 0)
-    n = bits.numel()
-    pad = (-n) % 8
-    if pad:
-        bits = torch.cat([bits, bits.new_zeros(pad)])
-    return (bits.view(-1, 8).to(torch.uint8) << _shifts(x.device)).sum(-1, dtype=torch.uint8)
+    return _pack_parts([x], zero_positive, x.device)
 
 
 def _unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """``(..., n_bytes)`` uint8 -> ``(..., numel)`` uint8 bits."""
-    bits = (packed.unsqueeze(-1) >> _shifts(packed.device)) & 1
-    return bits.reshape(*packed.shape[:-1], -1)[..., :numel]
+    """``(n_bytes,)`` uint8 -> ``(numel,)`` bool bits."""
+    return packed.unsqueeze(-1).bitwise_and(_masks(packed.device)).ne(0).reshape(-1)[:numel]
 
 
 def unpack_signs(packed: torch.Tensor, numel: int) -> torch.Tensor:
@@ -107,12 +119,54 @@ def unpack_signs(packed: torch.Tensor, numel: int) -> torch.Tensor:
     return _unpack_bits(packed.reshape(-1), int(numel)).to(torch.int8) * 2 - 1
 
 
-def vote_from_packed(gathered: torch.Tensor, numel: int, dtype=torch.float32) -> torch.Tensor:
+def _vote_planes(rows: torch.Tensor):
+    """Bit planes ``(positive, tie)`` of the vote over the rows of packed signs.
+
+    The number of +1 per coordinate is counted in bit-sliced form (a ripple
+    of half adders over whole bytes, ``O(M log M)`` passes over ``n / 8``
+    bytes) and compared with ``M / 2``: positive where more than half are
+    +1, tie where exactly half are (even ``M`` only).
+    """
+    m = rows.shape[0]
+    planes = [torch.zeros_like(rows[0]) for _ in range(m.bit_length())]  # LSB first
+    for row in rows:
+        carry = row
+        for i, c in enumerate(planes):
+            planes[i] = c ^ carry
+            carry = c & carry
+    half = m // 2
+    gt = torch.zeros_like(rows[0])
+    eq = torch.full_like(rows[0], 0xFF)
+    for i in range(len(planes) - 1, -1, -1):     # compare the count with ``half``, MSB first
+        if (half >> i) & 1:
+            eq &= planes[i]
+        else:
+            gt |= eq & planes[i]
+            eq &= ~planes[i]
+    return gt, (eq if m % 2 == 0 else None)
+
+
+def _expand_vote(positive, tie, flat, numel):
+    """Write ``2 positive - 1 + tie`` bit by bit into ``flat`` (8 strided passes over it)."""
+    full, rem = divmod(numel, 8)
+    cols = flat[:8 * full].view(full, 8)
+    for j in range(8):
+        v = positive.bitwise_right_shift(j).bitwise_and_(1).to(torch.int8).mul_(2).sub_(1)
+        if tie is not None:
+            v.add_(tie.bitwise_right_shift(j).bitwise_and_(1).to(torch.int8))
+        cols[:, j].copy_(v[:full])
+        if j < rem:
+            flat[8 * full + j] = v[full]
+
+
+def vote_from_packed(gathered: torch.Tensor, numel: int, dtype=torch.float32, *,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """Majority vote over the rows of ``gathered`` (one row of packed signs per rank).
 
     Returns ``sign(sum_m s_m)`` for the first ``numel`` coordinates, with
-    ``0`` where the votes tie, as a tensor of ``dtype``. Memory stays at a
-    few bytes per coordinate whatever the number of rows.
+    ``0`` where the votes tie, as a tensor of ``dtype`` (or written into the
+    flat tensor ``out``). The votes are counted on the packed bytes; only
+    the result is expanded to one value per coordinate.
 
     Examples
     --------
@@ -131,13 +185,17 @@ def vote_from_packed(gathered: torch.Tensor, numel: int, dtype=torch.float32) ->
     if gathered.dtype != torch.uint8 or gathered.dim() != 2:
         raise TypeError(f"gathered must be a 2-d uint8 tensor (ranks x bytes); got dtype "
                         f"{gathered.dtype} and shape {tuple(gathered.shape)}")
-    n_ranks = gathered.shape[0]
-    count_dtype = torch.int16 if n_ranks < 2**14 else torch.int32
-    count = torch.zeros(int(numel), dtype=count_dtype, device=gathered.device)
-    for row in gathered:
-        count += _unpack_bits(row, int(numel))
-    # sum of ±1 = 2 * (number of +1) - n_ranks
-    return torch.sign(2 * count - n_ranks).to(dtype)
+    numel = int(numel)
+    if not 0 <= numel <= 8 * gathered.shape[1]:
+        raise ValueError(f"numel must be in [0, {8 * gathered.shape[1]}] for rows of "
+                         f"{gathered.shape[1]} bytes; got {numel}")
+    if out is None:
+        out = torch.empty(numel, dtype=dtype, device=gathered.device)
+    elif out.numel() != numel:
+        raise ValueError(f"out must have {numel} elements; got {out.numel()}")
+    positive, tie = _vote_planes(gathered)
+    _expand_vote(positive, tie, out.view(-1), numel)
+    return out
 
 
 def _rank_and_size(group):
@@ -175,9 +233,9 @@ def majority_vote(x: torch.Tensor, group=None) -> torch.Tensor:
     if size == 1:
         return torch.sign(x)
     packed = pack_signs(x, zero_positive=rank % 2 == 0)
-    out = packed.new_empty(size * packed.numel())
-    _all_gather_single(out, packed, group, async_op=False)
-    return vote_from_packed(out.view(size, -1), x.numel(), x.dtype).view_as(x)
+    gathered = packed.new_empty(size * packed.numel())
+    _all_gather_single(gathered, packed, group, async_op=False)
+    return vote_from_packed(gathered.view(size, -1), x.numel(), x.dtype).view_as(x)
 
 
 def wire_bytes(collective: str, payload_bytes: int, world_size: int) -> int:
