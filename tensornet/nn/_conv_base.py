@@ -241,7 +241,7 @@ class _FactorizedConv2d(FactorizedModule):
                       else self.padding_mode)
         if prog[0] == "conv_seq":
             return self._seq_forward(x)
-        return F.conv2d(x, self.dense_weight(), self.bias, self.stride, self._conv_pad,
+        return F.conv2d(x, self.dense_weight(), self._param("bias"), self.stride, self._conv_pad,
                         self.dilation, self.groups)
 
     def _split_options(self):

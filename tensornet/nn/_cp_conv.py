@@ -138,7 +138,7 @@ class CPConv2d(_FactorizedConv2d):
         return 2 * n * (R // G) + (S // G) * kh * kw * R, 2 * n, 3
 
     def _seq_forward(self, x):
-        out, inp, hgt, wid = tuple(self.factors)
+        out, inp, hgt, wid = self._list("factors")
         G, R = self.groups, self.rank[0]
         Rg = R // G
         kh, kw = self.kernel_size
@@ -150,7 +150,7 @@ class CPConv2d(_FactorizedConv2d):
         x = _conv1x1(x, w1.reshape(R, -1), None, G, cl)
         x = F.conv2d(x, w2, None, s2, p2, d2, R)
         x = F.conv2d(x, w3, None, s3, p3, d3, R)
-        return _conv1x1(x, out, self.bias, G, cl)
+        return _conv1x1(x, out, self._param("bias"), G, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels // groups, kh, kw)`` rebuilt from the factors."""

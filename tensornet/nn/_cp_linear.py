@@ -173,37 +173,34 @@ class CPLinear(_FactorizedLinear):
         cands.append((("cp_dense", flops, two_d), c, "dense"))
         return cands
 
-    def _kr(self, side):
-        fs = tuple(self.factors)
-        p = len(self.out_shape)
-        part = fs[:p] if side == "out" else fs[p:]
-        return self._cached_product("kr_" + side, part, lambda: khatri_rao(part))
-
     def _run(self, prog, x):
         x2 = x if prog[2] else x.reshape(-1, self.in_features)
-        if prog[0] == "cp_dense":
-            w = self._kr("out") @ self._kr("in").T
-            return self._finish(nn.functional.linear(x2, w, self.bias), x, prog[2])
-        _, _, two_d, in_mode, out_mode = prog
-        fs = tuple(self.factors)
+        fs = self._list("factors")
+        bias = self._param("bias")
         p, R = len(self.out_shape), self.rank[0]
+        store = self._store(fs)
+        if prog[0] == "cp_dense":
+            w = self._get(store, "kr_out", lambda: khatri_rao(fs[:p])) \
+                @ self._get(store, "kr_in", lambda: khatri_rao(fs[p:])).T
+            return self._finish(nn.functional.linear(x2, w, bias), x, prog[2])
+        _, _, two_d, in_mode, out_mode = prog
         if in_mode == "kr":
-            z = x2 @ self._kr("in")
+            z = x2 @ self._get(store, "kr_in", lambda: khatri_rao(fs[p:]))
         else:
             n = self.in_shape
             z = x2.reshape(-1, n[-1]) @ fs[-1]
             for l in range(len(n) - 2, -1, -1):
                 z = (z.reshape(-1, n[l], R) * fs[p + l]).sum(1)
         if out_mode == "kr":
-            kr_out = self._kr("out")
-            y = z @ kr_out.T if self.bias is None else torch.addmm(self.bias, z, kr_out.T)
+            kr_out = self._get(store, "kr_out", lambda: khatri_rao(fs[:p]))
+            y = z @ kr_out.T if bias is None else torch.addmm(bias, z, kr_out.T)
         else:
             u = z
             for k in range(p - 1):
                 u = (u[:, None, :] * fs[k]).reshape(-1, R)
             y = (u @ fs[p - 1].T).reshape(-1, self.out_features)
-            if self.bias is not None:
-                y = add_bias(y, self.bias)
+            if bias is not None:
+                y = add_bias(y, bias)
         return self._finish(y, x, two_d)
 
     def dense_weight(self) -> torch.Tensor:

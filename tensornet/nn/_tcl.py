@@ -176,20 +176,21 @@ class TCL(FactorizedModule):
     def _run(self, prog, x):
         n_modes = len(self.input_shape)
         lead = x.shape[:-n_modes]
-        fs = tuple(self.factors)
+        fs = self._list("factors")
         kind = prog[0]
         if kind == "tcl_plan":
             y = run_steps(prog[2], (x.reshape(prog[3]),) + fs)
         elif kind == "tcl_kron":
-            k = self._cached_product("kron", fs, lambda: kron(fs))
+            k = self._get(self._store(fs), "kron", lambda: kron(fs))
             y = x.reshape(-1, self.in_features) @ k.T
         else:
             y = x.reshape((-1,) + self.input_shape)
             for n in range(n_modes):
                 y = (y.movedim(n + 1, -1) @ fs[n].T).movedim(-1, n + 1)
         y = y.reshape(lead + self.rank)
-        if self.bias is not None:
-            y = add_bias(y, self.bias)
+        bias = self._param("bias")
+        if bias is not None:
+            y = add_bias(y, bias)
         return y
 
     def dense_weight(self) -> torch.Tensor:

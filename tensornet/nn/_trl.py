@@ -235,11 +235,11 @@ class TRL(FactorizedModule):
 
     def _parts(self):
         if self.factorization == "tucker":
-            fs = tuple(self.factors)
-            return fs[:-1] + (self.core, fs[-1])
+            fs = self._list("factors")
+            return fs[:-1] + (self._param("core"), fs[-1])
         if self.factorization == "cp":
-            return tuple(self.factors)
-        return tuple(self.cores)
+            return self._list("factors")
+        return self._list("cores")
 
     def _run(self, prog, x):
         N = len(self.input_shape)
@@ -251,17 +251,18 @@ class TRL(FactorizedModule):
             w = run_steps(prog[2], self._parts()).reshape(self.in_features, self.out_features)
             y = x.reshape(-1, self.in_features) @ w
         elif kind == "trl_cp":
-            fs = tuple(self.factors)
-            kr = self._cached_product("kr", fs[:-1], lambda: khatri_rao(fs[:-1]))
+            fs = self._list("factors")
+            kr = self._get(self._store(fs), "kr", lambda: khatri_rao(fs[:-1]))
             y = (x.reshape(-1, self.in_features) @ kr) @ fs[-1].T
         else:
-            fs = tuple(self.factors)
-            k = self._cached_product("kron", fs[:-1], lambda: kron(fs[:-1]))
-            core = self.core.reshape(-1, self.rank[-1])
+            fs = self._list("factors")
+            k = self._get(self._store(fs), "kron", lambda: kron(fs[:-1]))
+            core = self._param("core").reshape(-1, self.rank[-1])
             y = ((x.reshape(-1, self.in_features) @ k) @ core) @ fs[-1].T
         y = y.reshape(lead + (self.out_features,))
-        if self.bias is not None:
-            y = add_bias(y, self.bias)
+        bias = self._param("bias")
+        if bias is not None:
+            y = add_bias(y, bias)
         return y
 
     def weight_tensor(self) -> torch.Tensor:

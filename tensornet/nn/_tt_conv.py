@@ -118,13 +118,13 @@ class TTConv2d(_FactorizedConv2d):
         return flops, 2 * S * kh * kw * T, 3
 
     def _seq_forward(self, x):
-        c1, c2, c3, c4 = tuple(self.cores)
+        c1, c2, c3, c4 = self._list("cores")
         (s2, p2, d2), (s3, p3, d3) = self._split_options()
         cl = _is_channels_last(x)
         x = _conv1x1(x, c1[0].T, None, 1, cl)
         x = F.conv2d(x, c2.permute(2, 0, 1)[:, :, :, None], None, s2, p2, d2)
         x = F.conv2d(x, c3.permute(2, 0, 1)[:, :, None, :], None, s3, p3, d3)
-        return _conv1x1(x, c4[:, :, 0].T, self.bias, 1, cl)
+        return _conv1x1(x, c4[:, :, 0].T, self._param("bias"), 1, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels, kh, kw)`` rebuilt from the cores."""

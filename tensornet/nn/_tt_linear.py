@@ -223,13 +223,12 @@ class TTLinear(_FactorizedLinear):
         return out
 
     def _grouped_cores(self, groups):
-        cores = tuple(self.cores)
+        cores = self._list("cores")
         if len(groups) == len(cores):
             return cores
-        return self._cached_product(
-            ("cores", groups), cores,
-            lambda: tuple(self._merge(cores[a:b]) if b - a > 1 else cores[a]
-                          for a, b in groups))
+        return self._get(self._store(cores), groups,
+                         lambda: tuple(self._merge(cores[a:b]) if b - a > 1 else cores[a]
+                                       for a, b in groups))
 
     def _sweep(self, x, direction, cores):
         """Contract the input with one core at a time, as (batched) matrix products, no copies.
@@ -271,19 +270,20 @@ class TTLinear(_FactorizedLinear):
 
     def _run(self, prog, x):
         kind, _, two_d = prog[:3]
+        bias = self._param("bias")
         if kind == "tt_sweep":
             y = self._sweep(x, prog[3], self._grouped_cores(prog[4]))
-            if self.bias is not None:
-                y = add_bias(y, self.bias)
+            if bias is not None:
+                y = add_bias(y, bias)
         elif kind == "tt_plan":
             y = run_steps(prog[3], (x.reshape(prog[4]),) + self._grouped_cores(prog[5]))
             y = y.reshape(-1, self.out_features)
-            if self.bias is not None:
-                y = add_bias(y, self.bias)
+            if bias is not None:
+                y = add_bias(y, bias)
         else:
-            w = self._merge(tuple(self.cores)).reshape(self.out_features, self.in_features)
+            w = self._merge(self._list("cores")).reshape(self.out_features, self.in_features)
             x2 = x if two_d else x.reshape(-1, self.in_features)
-            y = nn.functional.linear(x2, w, self.bias)
+            y = nn.functional.linear(x2, w, bias)
         return self._finish(y, x, two_d)
 
     def dense_weight(self) -> torch.Tensor:

@@ -164,14 +164,15 @@ class TuckerConv2d(_FactorizedConv2d):
         return flops, 2 * T * (S // G) * k + ro * (S // G) * k * G, 3
 
     def _seq_forward(self, x):
-        u_out, u_in = tuple(self.factors)
+        u_out, u_in = self._list("factors")
         G = self.groups
         ri = self.rank[1] // G
         w1 = u_in.reshape(G, -1, ri).transpose(1, 2).reshape(self.rank[1], -1)
         cl = _is_channels_last(x)
         x = _conv1x1(x, w1, None, G, cl)
-        x = F.conv2d(x, self.core, None, self.stride, self._conv_pad, self.dilation, G)
-        return _conv1x1(x, u_out, self.bias, G, cl)
+        x = F.conv2d(x, self._param("core"), None, self.stride, self._conv_pad, self.dilation,
+                     G)
+        return _conv1x1(x, u_out, self._param("bias"), G, cl)
 
     def dense_weight(self) -> torch.Tensor:
         """The kernel ``(out_channels, in_channels // groups, kh, kw)`` from core and factors."""

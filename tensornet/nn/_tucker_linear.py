@@ -174,35 +174,36 @@ class TuckerLinear(_FactorizedLinear):
 
     def _run(self, prog, x):
         kind, _, two_d = prog[:3]
-        fs = tuple(self.factors)
+        fs = self._list("factors")
+        core = self._param("core")
+        bias = self._param("bias")
         p = len(self.out_shape)
         if kind == "tucker_plan":
             xr = x.reshape(prog[4])
-            y = run_steps(prog[3], (xr,) + fs[p:] + (self.core,) + fs[:p])
+            y = run_steps(prog[3], (xr,) + fs[p:] + (core,) + fs[:p])
             y = y.reshape(-1, self.out_features)
-            if self.bias is not None:
-                y = add_bias(y, self.bias)
+            if bias is not None:
+                y = add_bias(y, bias)
             return self._finish(y, x, two_d)
         merge_in, merge_out = prog[3], prog[4]
         Pm, Pn = math.prod(self.out_ranks), math.prod(self.in_ranks)
-        g = self.core.reshape(Pm, Pn)
-        params = fs + (self.core,)
-        k_in = self._cached_product("k_in", fs[p:], lambda: kron(fs[p:]))
-        k_out = self._cached_product("k_out", fs[:p], lambda: kron(fs[:p]))
+        g = core.reshape(Pm, Pn)
+        store = self._store(fs + (core,))
+        k_in = self._get(store, "k_in", lambda: kron(fs[p:]))
+        k_out = self._get(store, "k_out", lambda: kron(fs[:p]))
         x2 = x if two_d else x.reshape(-1, self.in_features)
         if merge_in and merge_out:
             w = self._chain_weight(k_out, g, k_in)
-            y = nn.functional.linear(x2, w, self.bias)
+            y = nn.functional.linear(x2, w, bias)
         else:
             if merge_in:
-                z = x2 @ self._cached_product("k_in_g", params, lambda: k_in @ g.T)
+                z = x2 @ self._get(store, "k_in_g", lambda: k_in @ g.T)
             else:
                 z = x2 @ k_in
                 if not merge_out:
                     z = z @ g.T
-            right = self._cached_product("k_out_g", params, lambda: k_out @ g) \
-                if merge_out else k_out
-            y = z @ right.T if self.bias is None else torch.addmm(self.bias, z, right.T)
+            right = self._get(store, "k_out_g", lambda: k_out @ g) if merge_out else k_out
+            y = z @ right.T if bias is None else torch.addmm(bias, z, right.T)
         return self._finish(y, x, two_d)
 
     @staticmethod
