@@ -17,9 +17,10 @@ alternating, after a warm-up, with the same thread count:
   and ``FactorizedConv`` (``tt`` / ``cp`` / ``tucker`` with full spatial
   ranks) at the same shapes and ranks, with both of its implementations,
   ``'factorized'`` and ``'reconstructed'``; the faster one is the peer.
-  (For the convolution at batch 256 only ``'factorized'`` is timed:
-  ``'reconstructed'`` rebuilds the kernel and runs the dense convolution,
-  so it cannot beat the dense layer, and it costs minutes there.)
+  (For the convolution at batch 256, and in ``--quick`` runs, only
+  ``'factorized'`` is timed: ``'reconstructed'`` rebuilds the kernel and runs
+  the dense convolution, so it cannot beat the dense layer, and it costs
+  minutes there.)
 
 Measured: forward + backward time (input requires grad, a fixed random
 output gradient), forward time without autograd, and the forward latency at
@@ -166,7 +167,7 @@ def run_case(cfg, fac, rank, batches, args, use_tltorch):
         g = torch.randn_like(y_ref)
         models = {"dense": dense, "tensornet": ours}
         for impl, m in tl.items():
-            if cfg["kind"] == "conv" and B >= 256 and impl == "reconstructed":
+            if impl == "reconstructed" and (args.quick or cfg["kind"] == "conv" and B >= 256):
                 continue
             models[f"tltorch-{impl}"] = m
 
@@ -190,10 +191,11 @@ def run_case(cfg, fac, rank, batches, args, use_tltorch):
         reps = args.repeat
         if cfg["kind"] == "conv" and B >= 256 and not args.quick:
             reps = max(5, min(reps, 5))
-        number_fb = min(_number_for(fb(m), device) for m in models.values())
+        target = 0.01 if args.quick else 0.02
+        number_fb = min(_number_for(fb(m), device, target) for m in models.values())
         t_fb = compare({k: fb(m) for k, m in models.items()}, repeat=reps, warmup=1,
                        device=device, number=number_fb)
-        number_fw = min(_number_for(fw(m), device) for m in models.values())
+        number_fw = min(_number_for(fw(m), device, target) for m in models.values())
         t_fw = compare({k: fw(m) for k, m in models.items()}, repeat=reps, warmup=1,
                        device=device, number=number_fw)
         our_flops = ours.flops(B) if cfg["kind"] == "linear" \
