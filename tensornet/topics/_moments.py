@@ -163,12 +163,15 @@ class _FirstPass:
 
 
 def e2_product(C: CountMatrix, X, batch_size: int, first: _FirstPass | None = None,
-               progress=None, dtype=np.float64):
+               progress=None, dtype=np.float64, *, normalize: bool = True):
     """``E2 @ X`` for the implicit unbiased pair moment (X: V x m on the backend).
 
     Returns ``(E2 X, first_pass)``. When ``first`` is ``None`` the per-word
     sums needed later (``m1``, ``tau2``) and the document counts are
-    collected in the same pass.
+    collected in the same pass. With ``normalize=False`` the first element
+    is the plain sum ``Σ_d s2_d c_d (c_d^T X)`` over the documents of ``C``
+    (``None`` for no document), which adds up across partitions of a corpus
+    (see ``e2_sum`` of :func:`range_basis`).
     """
     collect = first is None
     if collect:
@@ -191,11 +194,17 @@ def e2_product(C: CountMatrix, X, batch_size: int, first: _FirstPass | None = No
             first.tau2 = t2 if first.tau2 is None else first.tau2 + t2
         if progress is not None:
             progress.update(len(bt))
+    if not normalize:
+        return Y, first
     if first.n_docs == 0:
         return None, first
+    return _normalize_e2(Y, X, first, dtype), first
+
+
+def _normalize_e2(Y, X, first: _FirstPass, dtype):
+    """``(Σ_d s2_d c_d c_d^T X - diag(tau2) X) / n``: the sum over documents made ``E2 X``."""
     tau2 = first.tau2 if dtype == np.float64 else _astype(first.tau2, dtype)
-    Y = (Y - tau2[:, None] * X) / first.n_docs
-    return Y, first
+    return (Y - tau2[:, None] * X) / first.n_docs
 
 
 def _astype(x, dtype):
@@ -230,7 +239,7 @@ def first_pass(C: CountMatrix, batch_size: int, progress=None) -> _FirstPass:
 
 def range_basis(C: CountMatrix, m: int, n_power_iter: int, batch_size: int,
                 rng: np.random.Generator, n_keep: int | None = None, progress=None,
-                first: _FirstPass | None = None):
+                first: _FirstPass | None = None, *, e2_sum=None):
     """Orthonormal basis (on the backend) of the dominant range of the implicit E2.
 
     Randomized subspace iteration (Halko, Martinsson & Tropp 2011, Alg. 4.4)
@@ -251,8 +260,16 @@ def range_basis(C: CountMatrix, m: int, n_power_iter: int, batch_size: int,
     ``span(E2 top, M1)``). This keeps the range finder's oversampling
     (accuracy) apart from the size of the third-moment basis (cost ~ m^3).
 
+    ``e2_sum``, a callable ``X -> Σ_d s2_d c_d (c_d^T X)`` (the sum over
+    all documents, in the dtype of ``X``), replaces the passes over ``C``
+    for counts held elsewhere (the partitions of a Dask array, summed on a
+    cluster); ``first`` must then be given, and ``C`` only supplies the
+    vocabulary size and the backend.
+
     Returns ``(Q, first_pass)``; ``Q`` is ``None`` when no document has 3 tokens.
     """
+    if e2_sum is not None and first is None:
+        raise ValueError("range_basis needs the first-pass sums (first=...) when e2_sum is given")
     V = C.n_words
     if first is None:
         first = first_pass(C, batch_size)
@@ -266,8 +283,12 @@ def range_basis(C: CountMatrix, m: int, n_power_iter: int, batch_size: int,
             Q = _qr(_astype(Y, np.float64), C.backend)
         # products in single precision: the basis only has to span the range; the moments
         # themselves are accumulated in double precision on the final basis
-        Y, first = e2_product(C, _astype(Q, f32), batch_size, first=first, progress=progress,
-                              dtype=f32)
+        if e2_sum is None:
+            Y, first = e2_product(C, _astype(Q, f32), batch_size, first=first,
+                                  progress=progress, dtype=f32)
+        else:
+            X = _astype(Q, f32)
+            Y = _normalize_e2(e2_sum(X), X, first, f32)
     Y = _astype(Y, np.float64)
     if n_keep is None or n_keep >= m:
         return _qr(Y, C.backend), first
