@@ -335,14 +335,20 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, torch.Tensor, cupy array} of shape (n_docs, n_words)
-            Word counts (non-negative, finite).
+        X : {array-like, sparse matrix, torch/cupy/dask array} of shape (n_docs, n_words)
+            Word counts (non-negative, finite). A Dask array (chunked along
+            documents) is fitted out of core, every pass a sum over its
+            chunks on the Dask scheduler: see :func:`tensornet.distributed.fit_dask`.
         y : ignored
 
         Returns
         -------
         self
         """
+        if callable(getattr(X, "__dask_graph__", None)):
+            from ..distributed import fit_dask
+
+            return fit_dask(self, X)
         self._validate_params()
         for attr in ("_sums", "_validation", "_seed"):
             self.__dict__.pop(attr, None)
