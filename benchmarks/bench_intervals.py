@@ -9,7 +9,9 @@ every season/4 steps). The intervals are ``predict_interval`` at 80 % and
 90 %: split-conformal half-widths per horizon step, calibrated on the
 windows of each model's validation split (the last 20 % of its training
 part; seasonal naive: the last 20 % of the training part), never on the
-test tail. Reported: the empirical coverage on the test tail (all origins
+test tail; the linear model also with a dedicated calibration tail (the last
+20 % of the training part held out from training and early stopping,
+``calibration=0.2``). Reported: the empirical coverage on the test tail (all origins
 and horizon steps pooled, and per step), the mean width on the original
 scale, over seeds. Target: coverage within ±3 points of nominal.
 
@@ -34,8 +36,26 @@ from benchmarks import bench_forecast as BF
 NAME = "bench_intervals"
 SECTION = "intervals"
 COVERAGES = (0.8, 0.9)
-MODELS = ("ttlstm", "lstm", "linear", "seasonal_naive")
+MODELS = ("ttlstm", "lstm", "linear", "linear_tail", "seasonal_naive")
+LABELS = {**BF.MODEL_LABEL, "linear_tail": "linear, tail calibration"}
 TOLERANCE = 0.03
+N_BOOT = 2000
+
+
+def _block_bootstrap_sd(per_origin, block, seed=0):
+    """Sd of the mean of ``per_origin`` under a moving-block bootstrap (blocks of ``block``
+    consecutive origins: the errors of nearby origins are correlated)."""
+    x = np.asarray(per_origin, dtype=np.float64)
+    n = len(x)
+    block = max(1, min(block, n))
+    starts = np.arange(n - block + 1)
+    k = -(-n // block)
+    rng = np.random.default_rng(seed)
+    means = np.empty(N_BOOT)
+    for b in range(N_BOOT):
+        idx = (rng.choice(starts, size=k)[:, None] + np.arange(block)).ravel()[:n]
+        means[b] = x[idx].mean()
+    return float(means.std())
 
 
 def _job(job):
@@ -55,17 +75,28 @@ def _job(job):
     hs = BF._horizons(season)
     stride = max(1, season // 4)
     n_test = round(0.2 * len(y))
-    f = BF._make(model, season, L, max(hs), quick, seed, 1, X.shape[1])
+    base = "linear" if model == "linear_tail" else model
+    f = BF._make(base, season, L, max(hs), quick, seed, 1, X.shape[1])
     res = evaluate(f, y, X=None if model == "seasonal_naive" else X, horizons=hs, split=n_test,
-                   stride=stride, coverage=list(COVERAGES))
+                   stride=stride, coverage=list(COVERAGES),
+                   calibration=0.2 if model == "linear_tail" else None)
     fm = res.forecaster
+    err = res.forecasts - res.truth
+    cal = fm.calibration_residuals_
+    # moving blocks spanning one horizon of origins
+    block = -(-max(hs) // stride)
     out = {"series": name, "model": model, "seed": seed,
            "rmse": res.rmse, "n_origins": len(res.origins),
            "n_calibration": fm.n_calibration_, "calibration": fm.calibration_source_,
            "intervals": {c: {"coverage": d["coverage"], "width": d["width"],
                              "coverage_by_lead": d["coverage_by_lead"].tolist(),
-                             "width_by_lead": d["width_by_lead"].tolist()}
+                             "width_by_lead": d["width_by_lead"].tolist(),
+                             "bootstrap_sd": _block_bootstrap_sd(
+                                 ((res.truth >= d["lower"]) & (res.truth <= d["upper"]))
+                                 .mean(axis=(1, 2)), block)}
                          for c, d in res.intervals.items()},
+           # size of the test errors relative to the calibration errors (1 = same level)
+           "test_over_calibration_rmse": float(np.sqrt(np.mean(err ** 2) / np.mean(cal ** 2))),
            "scale": float(np.std(y[:len(y) - n_test]))}
     if seed == 0:
         # one forecast band for the plot: the origin in the middle of the test tail
@@ -89,7 +120,7 @@ def run(args):
     jobs = [{"series": s, "model": m, "seed": sd, "quick": args.quick}
             for s in series for m in MODELS
             for sd in (seeds if m != "seasonal_naive" else [0])]
-    cost = {"ttlstm": 3, "lstm": 2, "linear": 0, "seasonal_naive": 0}
+    cost = {"ttlstm": 3, "lstm": 2, "linear": 0, "linear_tail": 0, "seasonal_naive": 0}
     jobs.sort(key=lambda j: -cost[j["model"]])
     t0 = time.perf_counter()
     runs = []
@@ -163,7 +194,7 @@ def report(res, plot_path):
              "units and, in brackets, relative to the standard deviation of the training part. "
              "Horizon = two seasons.")
     lines = [intro, ""]
-    head = ["series", "model", "calibration windows"]
+    head = ["series", "model", "calibration windows", "test / calibration RMSE"]
     for c in COVERAGES:
         head += [f"coverage at {c:.0%}", f"width at {c:.0%}"]
     table = []
@@ -172,14 +203,21 @@ def report(res, plot_path):
             rs = [r for r in runs if r["series"] == name and r["model"] == m]
             if not rs:
                 continue
-            row = [f"{name} (h={meta['horizon']})", BF.MODEL_LABEL[m],
-                   f"{statistics.mean(r['n_calibration'] for r in rs):,.0f}"]
+            ratio = [r["test_over_calibration_rmse"] for r in rs
+                     if "test_over_calibration_rmse" in r]
+            row = [f"{name} (h={meta['horizon']})", LABELS[m],
+                   f"{statistics.mean(r['n_calibration'] for r in rs):,.0f}",
+                   f"{statistics.mean(ratio):.2f}" if ratio else "–"]
             scale = rs[0].get("scale")
             for c in COVERAGES:
                 cm, cs, n = _summary(runs, name, m, c, "coverage")
                 wm, ws, _ = _summary(runs, name, m, c, "width")
+                boot = [_get(r["intervals"], c).get("bootstrap_sd") for r in rs]
+                boot = [b for b in boot if b is not None]
                 ok = abs(cm - c) <= TOLERANCE
                 cell = f"{100 * cm:.1f}" + (f" ± {100 * cs:.1f}" if n > 1 else "")
+                if boot:
+                    cell += f" [±{100 * statistics.mean(boot):.1f}]"
                 row.append(cell if ok else f"**{cell}**")
                 wcell = f"{wm:.3g}" + (f" ± {ws:.2g}" if n > 1 else "")
                 if scale:
@@ -188,8 +226,13 @@ def report(res, plot_path):
             table.append(row)
     lines.append(H.markdown_table(head, table))
     lines.append("")
-    lines.append("Coverages more than 3 points from nominal are in bold. Coverage per horizon "
-                 "step (90 %, mean over seeds), first step → last step:")
+    lines.append("Coverage: mean ± sd over seeds, in brackets the sampling uncertainty of one "
+                 "run's coverage (sd of a moving-block bootstrap over the test origins, blocks "
+                 "of one horizon: nearby origins share their errors). Coverages more than 3 "
+                 "points from nominal are in bold. `test / calibration RMSE` is the size of the "
+                 "test errors relative to the calibration residuals (1 = the calibration window "
+                 "saw errors as large as the test period's). Coverage per horizon step (90 %, "
+                 "mean over seeds), first step → last step:")
     lines.append("")
     head = ["series", "model", "step 1", "h/4", "h/2", "3h/4", "h"]
     table = []
@@ -201,7 +244,7 @@ def report(res, plot_path):
             by = np.mean([_get(r["intervals"], 0.9)["coverage_by_lead"] for r in rs], axis=0)
             Hh = len(by)
             idx = [0, max(0, Hh // 4 - 1), max(0, Hh // 2 - 1), max(0, 3 * Hh // 4 - 1), Hh - 1]
-            table.append([name, BF.MODEL_LABEL[m]] + [f"{100 * by[i]:.1f}" for i in idx])
+            table.append([name, LABELS[m]] + [f"{100 * by[i]:.1f}" for i in idx])
     lines.append(H.markdown_table(head, table))
     lines.append("")
     if plot_path:
@@ -224,13 +267,25 @@ def targets(res):
             for m in MODELS:
                 s = _summary(runs, name, m, c, "coverage")
                 if s:
-                    cells.append((name, m, s[0]))
+                    boot = [_get(r["intervals"], c).get("bootstrap_sd") for r in runs
+                            if r["series"] == name and r["model"] == m]
+                    boot = [b for b in boot if b is not None]
+                    cells.append((name, m, s[0], statistics.mean(boot) if boot else None))
         met = [x for x in cells if abs(x[2] - c) <= TOLERANCE]
-        miss = [f"{n} {BF.MODEL_LABEL[m]} {100 * v:.1f}" for n, m, v in cells
-                if abs(v - c) > TOLERANCE]
-        out.append(f"coverage at {c:.0%} within ±3 points: {len(met)} of {len(cells)} "
-                   f"(series, forecaster) pairs" + (f"; missed: {', '.join(miss)}" if miss
-                                                    else " — met everywhere"))
+        miss = [x for x in cells if abs(x[2] - c) > TOLERANCE]
+        text = (f"coverage at {c:.0%} within ±3 points: {len(met)} of {len(cells)} "
+                f"(series, forecaster) pairs")
+        if miss:
+            text += "; missed: " + ", ".join(f"{n} {LABELS[m]} {100 * v:.1f}" for n, m, v, _ in
+                                             miss)
+            noisy = [x for x in miss if x[3] is not None
+                     and abs(x[2] - c) <= TOLERANCE + 2 * x[3]]
+            if any(x[3] is not None for x in miss):
+                text += (f" ({len(noisy)} of the {len(miss)} misses are within 3 points plus "
+                         "two bootstrap sd)")
+        else:
+            text += " — met everywhere"
+        out.append(text)
     return out
 
 
@@ -240,7 +295,7 @@ def plot(res, path):
 
     runs = [r for r in res["runs"] if "band" in r]
     names = list(res["series"])
-    models = [m for m in MODELS if any(r["model"] == m for r in runs)]
+    models = [m for m in MODELS if m != "linear_tail" and any(r["model"] == m for r in runs)]
     if not runs:
         return False
     fig = Figure(figsize=(3.6 * len(models), 2.8 * len(names)), dpi=100)
@@ -263,7 +318,7 @@ def plot(res, path):
             ax.plot(tf, b["truth"], color="k", lw=1.0, label="truth")
             ax.plot(tf, b["forecast"], color="C3", lw=1.2, label="forecast")
             cov = _get(r["intervals"], 0.9)["coverage"]
-            ax.set_title(f"{name}: {BF.MODEL_LABEL[m]} (90 % cov. {100 * cov:.0f} %)",
+            ax.set_title(f"{name}: {LABELS[m]} (90 % cov. {100 * cov:.0f} %)",
                          fontsize=8)
             ax.tick_params(labelsize=7)
             if i == len(names) - 1:
