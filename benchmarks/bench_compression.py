@@ -51,6 +51,8 @@ TARGET_GAP = 1.5
 def _extra(p):
     p.add_argument("--seeds", type=int, default=None, help="seeds per contender (default 2, "
                                                              "quick 1)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild the plot and the README section from the saved JSON")
 
 
 # ----------------------------------------------------------------------------- data
@@ -256,8 +258,10 @@ def readme(agg, ver, args, info, png):
              f"{info['cpu']}, {args.threads} threads; mean test accuracy over "
              f"{args.seeds} seed(s) (min–max in `results/{NAME}.json`). Params: weights and "
              "biases of the compressed layers (MLP: both hidden layers; CNN: the two large "
-             "convolutions). `tensorize`: the trained dense network converted, accuracy "
-             "before → after fine-tuning.", "",
+             "convolutions). `scratch`: the tensorized network trained from its own "
+             "initialisation with the dense network's schedule. `tensorize`: the trained dense "
+             "network converted (accuracy right after conversion → after fine-tuning with the "
+             "same schedule again, so twice the training compute of `scratch`).", "",
              f"![accuracy against parameters](results/{png})", ""]
     header = ["task", "method", "fact.", "rank", "params", "compression", "accuracy %",
               "Δ vs dense"]
@@ -287,25 +291,36 @@ def readme(agg, ver, args, info, png):
 
 
 def main(argv=None):
+    import json
+    import types
+
     args = parse_args(__doc__.splitlines()[0], argv, _extra)
-    if args.seeds is None:
-        args.seeds = 1 if args.quick else 2
-    seeds = list(range(args.seeds))
-    t0 = time.time()
-    rows = []
-    for task in ("mlp", "cnn"):
-        rows += run_task(task, args, seeds)
-    agg = aggregate(rows)
-    ver = verdicts(agg)
     suffix = "-quick" if args.quick else ""
     png = f"{NAME}{suffix}.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(agg, RESULTS / png)
-    info = machine("cpu", args.threads)
-    path = write_results(NAME + suffix, {"machine": info, "settings": vars(args), "rows": rows,
-                                         "aggregate": agg, "verdicts": ver,
-                                         "seconds": time.time() - t0})
-    print(f"wrote {path} and {RESULTS / png}")
+    if args.report_only:
+        saved = json.loads((RESULTS / f"{NAME}{suffix}.json").read_text())
+        rows, info = saved["rows"], saved["machine"]
+        args = types.SimpleNamespace(**dict(saved["settings"], no_readme=args.no_readme))
+        agg = aggregate(rows)
+        ver = verdicts(agg)
+        plot(agg, RESULTS / png)
+    else:
+        if args.seeds is None:
+            args.seeds = 1 if args.quick else 2
+        seeds = list(range(args.seeds))
+        t0 = time.time()
+        rows = []
+        for task in ("mlp", "cnn"):
+            rows += run_task(task, args, seeds)
+        agg = aggregate(rows)
+        ver = verdicts(agg)
+        plot(agg, RESULTS / png)
+        info = machine("cpu", args.threads)
+        path = write_results(NAME + suffix, {"machine": info, "settings": vars(args),
+                                             "rows": rows, "aggregate": agg, "verdicts": ver,
+                                             "seconds": time.time() - t0})
+        print(f"wrote {path} and {RESULTS / png}")
     for task, v in ver.items():
         print(task, v)
     if not args.no_readme:

@@ -47,6 +47,8 @@ NAME = "bench_layers"
 
 def _extra(p):
     p.add_argument("--no-tltorch", action="store_true", help="skip tensorly-torch")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild the README section from the saved JSON")
 
 
 # ----------------------------------------------------------------------------- cases
@@ -348,6 +350,27 @@ def _rank_str(r):
 
 def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv, _extra)
+    if args.report_only:
+        import json
+        import types
+
+        from ._harness import RESULTS
+
+        suffix = ("-quick" if args.quick else "") + \
+            ("" if args.device == "cpu" else "-" + args.device.replace(":", ""))
+        saved = json.loads((RESULTS / f"{NAME}{suffix}.json").read_text())
+        s = saved["settings"]
+        args = types.SimpleNamespace(quick=s["quick"], repeat=s["repeat"], threads=s["threads"],
+                                     device=saved["machine"]["device"],
+                                     no_readme=args.no_readme)
+        an = saved["rows"]
+        tg = targets(an)
+        if not args.no_readme:
+            update_readme(NAME + ("-" + args.device.replace(":", "") if args.device != "cpu"
+                                  else ""), readme(an, tg, saved["machine"], args))
+        for k, v in tg.items():
+            print(f"{k}: {v['met']}/{v['n']} worst {v['worst']}")
+        return 0
     use_tl = not args.no_tltorch
     if use_tl:
         try:
