@@ -230,12 +230,23 @@ def quality(f: Fitted, data):
 # ----------------------------------------------------------------------------- main benchmark
 def run(args, argv):
     repeat = args.repeat if "--repeat" in argv else (1 if args.quick else 3)
-    ks = (10,) if args.quick else (10, 20, 50)
+    ks = tuple(args.ks) if args.ks else ((10,) if args.quick else (10, 20, 50))
     names = available(["tensornet", "tensornet-auto", "tensornet-refine", *PEERS])
     if args.quick:
         names = [n for n in names if n != "tensornet-auto"]
     corpora = load_corpora(args.quick, ks)
+    if args.corpora:
+        corpora = {c: d for c, d in corpora.items()
+                   if c in args.corpora or c.split("-")[0] in args.corpora}
     rows, corpus_info = [], {}
+    if args.merge and (RESULTS / f"{NAME}.json").exists():
+        import json
+
+        old = json.loads((RESULTS / f"{NAME}.json").read_text())
+        todo = {(c, k) for c, d in corpora.items() for k in ks
+                if d.get("k_only") in (None, k)}
+        rows = [r for r in old["runs"] if (r["corpus"], r["k"]) not in todo]
+        corpus_info = dict(old.get("corpora", {}))
     for cname, data in corpora.items():
         tr = data["train"]
         corpus_info[cname] = {"n_docs": int(data["X"].shape[0]), "n_words": int(tr.shape[1]),
@@ -252,16 +263,27 @@ def run(args, argv):
             for n in names:  # warm-up: imports, caches, thread pools
                 fit(n, warm[n], min(k, 5), data["vocab"], args.threads)
             times = {n: [] for n in names}
-            fitted = {}
+            fitted, failed = {}, {}
             for r in range(repeat):
                 for n in names:
+                    if n in failed:
+                        continue
                     gc.collect()
                     t0 = time.perf_counter()
-                    f = fit(n, preps[n][0], k, data["vocab"], args.threads, seed=r)
+                    try:
+                        f = fit(n, preps[n][0], k, data["vocab"], args.threads, seed=r)
+                    except ValueError as exc:  # e.g. TensorLDA: k not supported by the moments
+                        failed[n] = str(exc)
+                        print(f"  {n:<17} failed: {exc}", flush=True)
+                        continue
                     times[n].append(time.perf_counter() - t0)
                     if r == 0:
                         fitted[n] = f
+            for n, msg in failed.items():
+                rows.append({"corpus": cname, "k": k, "model": n, "error": msg})
             for n in names:
+                if n in failed:
+                    continue
                 q = quality(fitted[n], data)
                 row = {"corpus": cname, "k": k, "model": n, "times": times[n],
                        **summary(times[n]), "prep_s": preps[n][1], **q}
@@ -299,7 +321,8 @@ def targets(rows):
     out = []
     keys = sorted({(r["corpus"], r["k"]) for r in rows}, key=lambda x: (x[0], x[1]))
     for c, k in keys:
-        rs = {r["model"]: r for r in rows if r["corpus"] == c and r["k"] == k}
+        rs = {r["model"]: r for r in rows
+              if r["corpus"] == c and r["k"] == k and "error" not in r}
         peers = {n: rs[n] for n in PEERS if n in rs}
         if not peers:
             continue
@@ -337,7 +360,7 @@ def plot(rows, path):
     for i, c in enumerate(corpora):
         ax = fig.add_subplot(1, len(corpora), i + 1)
         for r in rows:
-            if r["corpus"] != c:
+            if r["corpus"] != c or "error" in r:
                 continue
             ax.scatter(r["median"], r["npmi"], color=colors[r["model"]],
                        marker=markers.get(r["k"], "o"), s=40,
@@ -383,15 +406,19 @@ def readme(payload, png_name):
         lines.append(f"**{cname}**: {info['n_docs']:,} documents, vocabulary "
                      f"{info['n_words']:,}, {int(info['tokens']):,} tokens")
         lines.append("")
-        synth = "recovery_l1" in rows[0]
+        synth = any("recovery_l1" in r for r in rows)
         header = ["k", "model", "fit time", "TensorLDA speed-up", "NPMI", "UMass",
                   "held-out LL"]
         if synth:
             header += ["L1 / topic", "α rel. err"]
         table = []
         for r in rows:
-            ours = next((x for x in rows if x["k"] == r["k"] and x["model"] == "tensornet"),
-                        None)
+            if "error" in r:
+                table.append([r["k"], LABELS.get(r["model"], r["model"]),
+                              f"failed: {r['error'][:120]}"] + [""] * (len(header) - 3))
+                continue
+            ours = next((x for x in rows if x["k"] == r["k"] and x["model"] == "tensornet"
+                         and "error" not in x), None)
             ratio = (f"{r['median'] / ours['median']:.1f}×"
                      if ours and r["model"] not in OURS else "—")
             cells = [r["k"], LABELS.get(r["model"], r["model"]), fmt_range(r["times"]), ratio,
@@ -504,6 +531,11 @@ def main(argv=None):
                        help="the 1,000,000-document scale run instead")
         p.add_argument("--report-only", action="store_true",
                        help="rebuild the plot and README section from results/bench_topics.json")
+        p.add_argument("--corpora", nargs="+", metavar="NAME",
+                       help="only these corpora (news, parl, synthetic)")
+        p.add_argument("--ks", nargs="+", type=int, metavar="K", help="numbers of topics")
+        p.add_argument("--merge", action="store_true",
+                       help="keep the other corpora / k of the existing results file")
 
     args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
     if args.report_only:
@@ -511,7 +543,8 @@ def main(argv=None):
 
         payload = json.loads((RESULTS / f"{NAME}.json").read_text())
         png = plot(payload["runs"], RESULTS / "topics_coherence_vs_time.png")
-        update_readme(SECTION, readme(payload, png.name))
+        if not args.no_readme:
+            update_readme(SECTION, readme(payload, png.name))
         return 0
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("gensim").setLevel(logging.ERROR)  # "too few updates" at its defaults
