@@ -41,4 +41,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "broadcast_module": "_ddp",
     "prune_ranks_distributed": "_ddp",
     "replica_deviation": "_ddp",
+    # Dask
+    "fit_dask": "_dask_lda",
+    "counts_from_bag": "_dask_lda",
 })

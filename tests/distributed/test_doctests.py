@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_signs", "_signsgd"]
+MODULES = ["_signs", "_signsgd", "_dask_lda"]
 
 
 @pytest.mark.parametrize("name", MODULES)
