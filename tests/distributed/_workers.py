@@ -211,3 +211,31 @@ def scenario_all(rank, world_size, out_dir):
         out[name + "_traffic"] = hook.traffic_per_step()
         out[name + "_deviation"] = replica_deviation(net)
     torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+# ------------------------------------------------------------------ GPU (NCCL): rank r on cuda:r
+def scenario_gpu(rank, world_size, out_dir):  # pragma: no cover - needs GPUs
+    dev = torch.device("cuda", rank)
+    out = {}
+    m = low_rank_init(mlp_model(), rank=2).to(dev)
+    ddp = DDP(m, device_ids=[rank])
+    opt = linbreg(m)
+    data = [tuple(t.to(dev) for t in local(b, rank, world_size)) for b in batches("mlp")]
+    train(ddp, opt, data)
+    out["linbreg"] = {k: v.cpu() for k, v in state(m).items()}
+    report = prune_ranks_distributed(ddp)
+    out["ranks"] = ranks_of(report)
+    g = torch.Generator().manual_seed(10 + rank)
+    x = torch.randn(1003, generator=g)
+    x[::7] = 0.0
+    out["vote_input"] = x
+    out["vote"] = majority_vote(x.to(dev)).cpu()
+    net = plain_mlp().to(dev)
+    ddp_v = DDP(net, device_ids=[rank], bucket_cap_mb=0.0005)
+    opt_v = Signum(net.parameters(), lr=0.01, momentum=0.9)
+    register_majority_vote(ddp_v, opt_v)
+    train(ddp_v, opt_v, [tuple(t.to(dev) for t in local(b, rank, world_size))
+                         for b in batches("mlp", 4, seed=3)])
+    out["signum"] = {k: v.cpu() for k, v in state(net).items()}
+    out["signum_deviation"] = replica_deviation(net)
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
