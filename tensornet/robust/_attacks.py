@@ -119,6 +119,17 @@ def fgm(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *,
 
     Examples whose gradient is exactly zero are left unchanged. Parameters
     as in :func:`fgsm`, with ``eps`` the ℓ2 size of each example's step.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tensornet.robust import fgm
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    >>> x, y = torch.rand(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    >>> x_adv = fgm(model, x, y, eps=0.1, clip=None)
+    >>> torch.linalg.vector_norm(x_adv - x, dim=1)  # doctest: +ELLIPSIS
+    tensor([0.1000, 0.1000, 0.1000, 0.1000, 0.1000]...)
     """
     eps = _check_common(model, x, y, eps, clip)
     grad = _input_grad(model, x, y, loss_fn or _default_loss)
@@ -161,6 +172,17 @@ def pgd(model: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: 
     -------
     Tensor
         Adversarial inputs within ``eps`` of ``x`` (and inside ``clip``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tensornet.robust import pgd
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    >>> x, y = torch.rand(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    >>> x_adv = pgd(model, x, y, eps=0.05, steps=5, generator=torch.Generator().manual_seed(0))
+    >>> bool((x_adv - x).abs().max() <= 0.05 + 1e-6), bool(x_adv.min() >= 0 and x_adv.max() <= 1)
+    (True, True)
     """
     eps = _check_common(model, x, y, eps, clip)
     norm = check_option(str(norm), "norm", NORMS)
