@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_int, check_option
+from ._base import RankDim
 
 __all__ = ["TTLSTMCell", "TTLSTM", "tt_transition", "tt_transition_full_state",
            "ttlstm_step_flops"]
@@ -316,6 +317,102 @@ class TTLSTMCell(nn.Module):
         return ttlstm_step_flops(self.input_size, self.hidden_size, self.lags, self.order,
                                  list(self.ranks[1:-1]), batch_size, self.contraction)
 
+    def flops(self, batch_size: int = 1, input_size=None) -> int:
+        """FLOPs of one time step (as :meth:`step_flops`; ``input_size`` is ignored).
+
+        Lets :func:`tensornet.optim.prune_ranks` report the cost of a step
+        before and after pruning.
+        """
+        return self.step_flops(batch_size)
+
+    # -- rank groups (the interface of tensornet.nn._base.FactorizedModule) --
+    def rank_dims(self) -> tuple:
+        """One rank dimension per inner TT bond: ``'bond1'`` ... ``'bond{P-1}'``.
+
+        Component ``r`` of bond ``k`` is ``cores[k-1][:, :, r]`` together with
+        ``cores[k][r]``; the first member is the lead slice that
+        :class:`tensornet.optim.RankL1` penalises. Order 1 has no rank.
+        """
+        return tuple(RankDim(f"bond{k}", self.ranks[k],
+                             ((f"cores.{k - 1}", 2, 1), (f"cores.{k}", 0, 1)))
+                     for k in range(1, self.order))
+
+    def rank_group_norms(self) -> list:
+        """Euclidean norm of every rank component (all members), one vector per bond."""
+        out = []
+        for k in range(1, self.order):
+            left = self.cores[k - 1].detach()
+            right = self.cores[k].detach()
+            out.append(((left ** 2).sum((0, 1)) + (right ** 2).sum((1, 2))).sqrt())
+        return out
+
+    def _kept_cores(self, keep) -> list:
+        dims = self.rank_dims()
+        if isinstance(keep, (str, bytes)) or not isinstance(keep, Sequence):
+            raise TypeError("keep must be a sequence with one entry (indices or None) per rank "
+                            f"dimension ({len(dims)}); got {type(keep).__name__}")
+        if len(keep) != len(dims):
+            raise ValueError(f"keep must have one entry per rank dimension ({len(dims)}: "
+                             f"{[d.name for d in dims]}); got {len(keep)}")
+        cores = [a.detach() for a in self.cores]
+        for k, (rd, kk) in enumerate(zip(dims, keep), start=1):
+            if kk is None:
+                continue
+            idx = torch.as_tensor(kk)
+            if idx.dtype == torch.bool:
+                if idx.shape != (rd.size,):
+                    raise ValueError(f"keep for rank {rd.name!r} as a mask must have length "
+                                     f"{rd.size}; got shape {tuple(idx.shape)}")
+                idx = idx.nonzero().flatten()
+            idx = idx.to(torch.long).flatten()
+            if idx.numel() == 0:
+                raise ValueError(f"keep for rank {rd.name!r} must keep at least one component "
+                                 "(a TT rank of 0 removes the transition)")
+            if int(idx.min()) < 0 or int(idx.max()) >= rd.size:
+                raise ValueError(f"keep for rank {rd.name!r} must hold indices in [0, "
+                                 f"{rd.size}); got {idx.tolist()}")
+            idx = idx.to(cores[k].device)
+            cores[k - 1] = cores[k - 1].index_select(2, idx)
+            cores[k] = cores[k].index_select(0, idx)
+        return cores
+
+    @torch.no_grad()
+    def select_ranks(self, keep) -> "TTLSTMCell":
+        """A new cell keeping only some components of each inner TT bond.
+
+        Parameters
+        ----------
+        keep : sequence
+            One entry per element of :meth:`rank_dims`: indices (or a bool
+            mask) of the components to keep, or ``None`` to keep them all.
+
+        Returns
+        -------
+        TTLSTMCell
+            Same sizes, smaller inner ranks; a freshly built cell with these
+            ranks has the same parameter names and shapes, so the
+            ``state_dict`` loads into it.
+
+        Examples
+        --------
+        >>> from tensornet.nn import TTLSTMCell
+        >>> cell = TTLSTMCell(2, 8, lags=2, order=3, rank=4)
+        >>> cell.select_ranks([[0, 2], None]).ranks
+        (1, 2, 4, 32)
+        """
+        cores = self._kept_cores(keep)
+        first = self.cores[0]
+        new = TTLSTMCell(self.input_size, self.hidden_size, self.lags, self.order,
+                         [int(a.shape[2]) for a in cores[:-1]], bias=self.bias is not None,
+                         contraction=self.contraction, device=first.device, dtype=first.dtype)
+        for a, b in zip(new.cores, cores):
+            a.copy_(b)
+        new.weight_ih.copy_(self.weight_ih)
+        if self.bias is not None:
+            new.bias.copy_(self.bias)
+        new.train(self.training)
+        return new
+
     def full_weight(self) -> Tensor:
         """The full transition tensor ``(D, ..., D, 4H)`` (small sizes only)."""
         W = self.cores[0][0]                       # (D, r_1)
@@ -451,6 +548,38 @@ class TTLSTM(nn.Module):
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
         self.cell.reset_parameters(generator)
+
+    def flops(self, batch_size: int = 1, input_size=None) -> int:
+        """FLOPs of one time step (multiply by the sequence length for a whole call)."""
+        return self.cell.step_flops(batch_size)
+
+    def rank_dims(self) -> tuple:
+        """The cell's inner TT bonds (see :meth:`TTLSTMCell.rank_dims`), names under ``cell.``."""
+        return tuple(rd._replace(members=tuple((f"cell.{n}", d, b) for n, d, b in rd.members))
+                     for rd in self.cell.rank_dims())
+
+    def rank_group_norms(self) -> list:
+        return self.cell.rank_group_norms()
+
+    @torch.no_grad()
+    def select_ranks(self, keep) -> "TTLSTM":
+        """A new layer keeping only some components of each inner TT bond.
+
+        See :meth:`TTLSTMCell.select_ranks`.
+
+        Examples
+        --------
+        >>> from tensornet.nn import TTLSTM
+        >>> TTLSTM(2, 8, lags=2, order=2, rank=4).select_ranks([[1, 3]]).ranks
+        (1, 2, 32)
+        """
+        cell = self.cell.select_ranks(keep)
+        new = TTLSTM.__new__(TTLSTM)
+        nn.Module.__init__(new)
+        new.batch_first = self.batch_first
+        new.cell = cell
+        new.train(self.training)
+        return new
 
     def forward(self, input: Tensor, state=None):
         """Run over a sequence.

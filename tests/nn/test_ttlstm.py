@@ -223,3 +223,106 @@ def test_autocast_bfloat16_runs_close_to_float32():
         out, (h_lags, c) = layer(x)
     assert torch.isfinite(out).all()
     assert (out.float() - ref).abs().max() < 0.05
+
+
+# --------------------------------------------------------------------------- rank interface
+def _zeroed_model(order, seed=0):
+    """Encoder layer + decoder cell with some components zeroed (lead or other member)."""
+    torch.manual_seed(seed)
+    model = torch.nn.ModuleDict({"enc": TTLSTM(3, 6, lags=2, order=order, rank=5),
+                                 "dec": TTLSTMCell(3, 6, lags=2, order=order, rank=4)})
+    with torch.no_grad():
+        enc, dec = model["enc"].cell, model["dec"]
+        enc.cores[0][:, :, [1, 3]] = 0            # bond1 lead slices
+        dec.cores[1][2] = 0                       # bond1 other member
+        if order == 3:
+            enc.cores[1][:, :, 4] = 0             # bond2 lead
+            dec.cores[2][0] = 0                   # bond2 other member
+    return model
+
+
+def _outputs(model, x):
+    out, (hl, c) = model["enc"](x)
+    h, (hl2, c2) = model["dec"](x[:, 0], (hl, c))
+    return torch.cat([out.flatten(), hl.flatten(), c.flatten(), h.flatten(), c2.flatten()])
+
+
+def test_rank_dims_are_the_inner_bonds():
+    from tensornet.optim import rank_groups
+
+    cell = TTLSTMCell(2, 4, lags=2, order=3, rank=[3, 5])
+    dims = cell.rank_dims()
+    assert [(d.name, d.size) for d in dims] == [("bond1", 3), ("bond2", 5)]
+    assert dims[1].members == (("cores.1", 2, 1), ("cores.2", 0, 1))
+    assert TTLSTMCell(2, 4, order=1).rank_dims() == ()
+    model = torch.nn.Sequential(TTLSTM(2, 4, lags=2, order=2, rank=3))
+    groups = rank_groups(model)
+    assert [(g.layer, g.kind, g.rank, g.size, g.active) for g in groups] == \
+        [("0", "TTLSTM", "bond1", 3, 3)]
+    assert groups[0].members == (("0.cell.cores.0", 2, 1), ("0.cell.cores.1", 0, 1))
+    norms = cell.rank_group_norms()
+    assert [tuple(n.shape) for n in norms] == [(3,), (5,)]
+    want = (cell.cores[0].detach()[:, :, 1] ** 2).sum() + (cell.cores[1].detach()[1] ** 2).sum()
+    assert float(norms[0][1]) == pytest.approx(float(want.sqrt()), rel=1e-6)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_prune_ranks_keeps_outputs_and_state_dict_loads(order):
+    from tensornet.optim import prune_ranks
+
+    model = _zeroed_model(order)
+    x = torch.randn(4, 7, 3)
+    before = _outputs(model, x).detach()
+    report = prune_ranks(model)
+    want_enc = {"bond1": 3} if order == 2 else {"bond1": 3, "bond2": 4}
+    want_dec = {"bond1": 3} if order == 2 else {"bond1": 3, "bond2": 3}
+    assert report.ranks() == {"enc": want_enc, "dec": want_dec}
+    assert report.params_after < report.params_before
+    assert 0 < report.flops_after < report.flops_before
+    assert isinstance(model["enc"], TTLSTM) and isinstance(model["dec"], TTLSTMCell)
+    after = _outputs(model, x).detach()
+    assert torch.allclose(after, before, atol=1e-6)
+    fresh = torch.nn.ModuleDict({
+        "enc": TTLSTM(3, 6, lags=2, order=order, rank=list(want_enc.values())),
+        "dec": TTLSTMCell(3, 6, lags=2, order=order, rank=list(want_dec.values()))})
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(_outputs(fresh, x).detach(), after)
+
+
+def test_low_rank_init_and_rank_l1_groups():
+    from tensornet.optim import LinBreg, RankL1, low_rank_init, rank_groups, rank_param_groups
+
+    torch.manual_seed(1)
+    model = torch.nn.ModuleDict({"enc": TTLSTM(2, 5, lags=2, order=3, rank=4),
+                                 "head": torch.nn.Linear(5, 1)})
+    low_rank_init(model, rank=1)
+    assert [g.active for g in rank_groups(model)] == [1, 1]
+    cores = model["enc"].cell.cores
+    assert torch.count_nonzero(cores[0][:, :, 1:]) == 0
+    assert torch.count_nonzero(cores[1][1:]) > 0          # partners stay: gradients flow
+    groups = rank_param_groups(model, reg=RankL1(0.5))
+    opt = LinBreg(groups, lr=0.05)
+    x = torch.randn(8, 6, 2)
+    for _ in range(3):
+        loss = model["head"](model["enc"](x)[0]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert [g.active for g in rank_groups(model)] == [1, 1]   # strong penalty keeps it sparse
+
+
+def test_select_ranks_bad_keep():
+    cell = TTLSTMCell(2, 4, lags=1, order=2, rank=3)
+    with pytest.raises(ValueError, match="one entry per rank dimension"):
+        cell.select_ranks([None, None])
+    with pytest.raises(ValueError, match="at least one"):
+        cell.select_ranks([[]])
+    with pytest.raises(ValueError, match=r"indices in \[0, 3\)"):
+        cell.select_ranks([[0, 3]])
+    with pytest.raises(ValueError, match="length 3"):
+        cell.select_ranks([torch.tensor([True, False])])
+    with pytest.raises(TypeError, match="keep must be a sequence"):
+        cell.select_ranks(3)
+    new = cell.select_ranks([torch.tensor([True, False, True])])
+    assert new.ranks == (1, 2, 16)
+    assert torch.equal(new.cores[1], cell.cores[1][[0, 2]])
