@@ -16,7 +16,7 @@
 
 Nothing here starts a process group or a Dask client: create them as
 ``torch.distributed`` / ``dask.distributed`` document and pass them in
-(or let the defaults be found). See ``docs/scale-out.md``.
+(or let the defaults be found). See ``docs/distributed.md``.
 """
 
 from .._lazy import attach
