@@ -11,7 +11,7 @@ from torch import nn
 from .._validation import check_int, check_option
 from ._base import BaseForecaster
 from ._data import IMPUTE_METHODS
-from ._neural import _TRAIN_DOC, NeuralForecaster, _ForecastNet
+from ._neural import _NAMES_DOC, _TRAIN_DOC, NeuralForecaster, _ForecastNet
 
 __all__ = ["LinearForecaster", "SeasonalNaive"]
 
@@ -66,7 +66,7 @@ class LinearForecaster(NeuralForecaster):
     lookback, horizon : int
     kernel_size : int, default 25
         Moving-average width (DLinear's default); clipped to ``lookback``.
-    """ + _TRAIN_DOC.format(lr="5e-3") + """
+    """ + _TRAIN_DOC.format(lr="5e-3", names=_NAMES_DOC) + """
     Examples
     --------
     >>> import numpy as np
@@ -80,7 +80,7 @@ class LinearForecaster(NeuralForecaster):
     def __init__(self, lookback, horizon, kernel_size=25, epochs=100, batch_size=64, lr=5e-3,
                  weight_decay=0.0, patience=10, grad_clip=1.0, max_windows=None,
                  window_norm="last", impute=None, random_state=None, device="cpu",
-                 progress=False):
+                 progress=False, optimizer=None, optimizer_kwargs=None):
         self.lookback = lookback
         self.horizon = horizon
         self.kernel_size = kernel_size
@@ -96,6 +96,8 @@ class LinearForecaster(NeuralForecaster):
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
 
     def _check_params(self):
         super()._check_params()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 
@@ -65,12 +66,14 @@ def _feed_back(pred, target, j, tf_prob, generator):
 
 
 class _TTSeq2Seq(_ForecastNet):
-    def __init__(self, n_out, n_cov, hidden_size, lags, order, rank, window_norm):
+    def __init__(self, n_out, n_cov, hidden_size, lags, order, rank, window_norm,
+                 decoder_rank=None):
         super().__init__(n_out, window_norm)
         from ..nn import TTLSTM, TTLSTMCell
 
         self.encoder = TTLSTM(n_out + n_cov, hidden_size, lags, order, rank)
-        self.decoder = TTLSTMCell(n_out + n_cov, hidden_size, lags, order, rank)
+        self.decoder = TTLSTMCell(n_out + n_cov, hidden_size, lags, order,
+                                  rank if decoder_rank is None else decoder_rank)
         self.head = nn.Linear(hidden_size, n_out)
 
     def _run(self, enc, dec_cov, n, target, tf_prob, generator):
@@ -140,8 +143,92 @@ def _init_linear(layer: nn.Linear, generator):
 # training loop shared by every neural forecaster
 # ---------------------------------------------------------------------------
 
+_OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "linbreg", "adabreg", "proxsgd")
+
+
+def _optimizer_class(name: str):
+    from .. import optim as tn_optim
+
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+            "linbreg": tn_optim.LinBreg, "adabreg": tn_optim.AdaBreg,
+            "proxsgd": tn_optim.ProxSGD}[name]
+
+
+def _optimizer_name(optimizer):
+    """The name under which ``optimizer`` can be saved, or None."""
+    if optimizer is None:
+        return None
+    if isinstance(optimizer, str):
+        return optimizer.lower()
+    for name in _OPTIMIZER_NAMES:
+        if optimizer is _optimizer_class(name):
+            return name
+    return None
+
+
+def _is_rank_reg(reg) -> bool:
+    from ..optim import RankL1
+
+    return isinstance(reg, RankL1) or (isinstance(reg, dict) and reg.get("name") == "RankL1")
+
+
+def _make_optimizer(spec, kwargs, net, lr, weight_decay):
+    """Build the optimizer of ``net`` from the forecaster's ``optimizer`` parameters."""
+    kwargs = dict(kwargs or {})
+    if spec is None:
+        return torch.optim.Adam(net.parameters(), **{"lr": lr, "weight_decay": weight_decay,
+                                                     **kwargs})
+    if isinstance(spec, str):
+        spec = _optimizer_class(spec.lower())
+    if isinstance(spec, type):
+        kwargs = {"lr": lr, **kwargs}
+        if weight_decay > 0 and "weight_decay" not in kwargs:
+            kwargs["weight_decay"] = weight_decay
+        params = net.parameters()
+        from ..optim._bregman import _RegularizedOptimizer
+
+        if issubclass(spec, _RegularizedOptimizer) and _is_rank_reg(kwargs.get("reg")):
+            from ..optim import rank_param_groups, regularizer_from_config
+
+            reg = kwargs.pop("reg")
+            if isinstance(reg, dict):
+                reg = regularizer_from_config(reg)
+            params = rank_param_groups(net, reg=reg)
+        try:
+            opt = spec(params, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"optimizer {spec.__name__} does not accept optimizer_kwargs "
+                            f"{sorted(kwargs)} (with lr from the lr parameter"
+                            f"{' and weight_decay' if 'weight_decay' in kwargs else ''}): "
+                            f"{e}") from None
+    else:
+        opt = spec(net)
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError("optimizer, when a callable, must return a torch.optim.Optimizer for "
+                        f"the network it is given; it returned {type(opt).__name__}")
+    return opt
+
+
+def _json_kwargs(kwargs):
+    """``optimizer_kwargs`` in a JSON-safe form (regularizers as their configs), or None."""
+    if kwargs is None:
+        return None
+    out = {}
+    for k, v in kwargs.items():
+        if hasattr(v, "to_config"):
+            v = v.to_config()
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            logger.warning("optimizer_kwargs[%r] = %r is not saved (not JSON)", k, v)
+            continue
+        out[k] = v
+    return out
+
+
 class NeuralForecaster(BaseForecaster):
-    """Training loop: Adam on the MSE of scaled windows, early stopping, seeds.
+    """Training loop: Adam (or the ``optimizer`` given) on the MSE of scaled windows,
+    early stopping, seeds.
 
     Subclasses define ``_build_net(n_features, n_covariates)`` and may extend
     ``_check_params``.
@@ -169,6 +256,28 @@ class NeuralForecaster(BaseForecaster):
             check_float(self.scheduled_sampling, "scheduled_sampling", min_value=0.0,
                         max_value=1.0)
         check_random_state(self.random_state)
+        opt = self.optimizer
+        if isinstance(opt, str):
+            check_option(opt.lower(), "optimizer", _OPTIMIZER_NAMES)
+        elif isinstance(opt, type):
+            if not issubclass(opt, torch.optim.Optimizer):
+                raise TypeError("optimizer must be None, a name "
+                                f"({', '.join(_OPTIMIZER_NAMES)}), a torch.optim.Optimizer "
+                                f"subclass or a callable net -> optimizer; got class "
+                                f"{opt.__name__}")
+        elif opt is not None and not callable(opt):
+            raise TypeError("optimizer must be None, a name "
+                            f"({', '.join(_OPTIMIZER_NAMES)}), a torch.optim.Optimizer "
+                            f"subclass or a callable net -> optimizer; got {opt!r}")
+        kw = self.optimizer_kwargs
+        if kw is not None:
+            if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
+                raise TypeError("optimizer_kwargs must be None or a dict of keyword arguments "
+                                f"for the optimizer; got {kw!r}")
+            if opt is not None and not isinstance(opt, (str, type)):
+                raise ValueError("optimizer_kwargs is only used with an optimizer name or "
+                                 "class; a callable optimizer builds its own (got "
+                                 f"optimizer_kwargs={kw!r})")
 
     def _seed(self) -> int:
         rs = self.random_state
@@ -213,7 +322,9 @@ class NeuralForecaster(BaseForecaster):
         else:
             vdata, vstarts = None, torch.zeros(0, dtype=torch.long)
         offs = torch.arange(W)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self._prepare_net(net)
+        opt = _make_optimizer(self.optimizer, self.optimizer_kwargs, net, self.lr,
+                              self.weight_decay)
 
         def split(w):
             return w[:, :L], w[:, L:, k:], w[:, L:, :k]
@@ -298,6 +409,9 @@ class NeuralForecaster(BaseForecaster):
         self.best_epoch_ = best_epoch
         self.seed_ = seed
 
+    def _prepare_net(self, net) -> None:
+        """Hook run on the freshly initialised network before the optimizer is built."""
+
     def _predict_block(self, ctx, Xc, Xf, h):
         net = self.net_
         device = next(net.parameters()).device
@@ -313,6 +427,19 @@ class NeuralForecaster(BaseForecaster):
         return np.concatenate(out, axis=0)
 
     # -- persistence --------------------------------------------------------------
+    def _json_params(self):
+        params = super()._json_params()
+        opt = self.optimizer
+        name = _optimizer_name(opt)
+        if opt is not None and name is None:
+            logger.warning("optimizer %r is not saved (only None, a name or a known class can "
+                           "be); the loaded forecaster refits with Adam", opt)
+            params["optimizer_kwargs"] = None
+        else:
+            params["optimizer_kwargs"] = _json_kwargs(self.optimizer_kwargs)
+        params["optimizer"] = name
+        return params
+
     def _json_state(self):
         return {"history_": self.history_, "n_epochs_": self.n_epochs_,
                 "best_epoch_": self.best_epoch_, "seed_": self.seed_}
@@ -320,8 +447,12 @@ class NeuralForecaster(BaseForecaster):
     def _tensor_state(self):
         return {f"net.{k}": v.detach().cpu() for k, v in self.net_.state_dict().items()}
 
+    def _net_for_state(self, state):
+        """A network of the saved shapes (before its weights are loaded)."""
+        return self._build_net(self.n_features_in_, self.n_covariates_)
+
     def _restore(self, state, tensors):
-        net = self._build_net(self.n_features_in_, self.n_covariates_)
+        net = self._net_for_state(state)
         sd = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(sd)
         self.net_ = net.to(self.device).eval()
@@ -331,6 +462,8 @@ class NeuralForecaster(BaseForecaster):
         self.seed_ = state["seed_"]
 
 
+_NAMES_DOC = ", ".join(repr(n) for n in _OPTIMIZER_NAMES)
+
 _TRAIN_DOC = """
     epochs : int, default 100
         Maximum passes over the training windows.
@@ -338,6 +471,18 @@ _TRAIN_DOC = """
     lr : float, default {lr}
         Adam learning rate.
     weight_decay : float, default 0
+        Passed to the optimizer (with a named or class optimizer, only when > 0).
+    optimizer : None, str, torch.optim.Optimizer subclass or callable, default None
+        None: Adam. A name ({names}) or a class is called as
+        ``cls(params, lr=lr, **optimizer_kwargs)``; when ``optimizer_kwargs``
+        holds ``reg=RankL1(lam)`` the params are the rank-aware groups of
+        :func:`tensornet.optim.rank_param_groups`, so ``"linbreg"`` /
+        ``"adabreg"`` / ``"proxsgd"`` learn the TT ranks while training. Any
+        other callable is called with the network (a ``torch.nn.Module``)
+        and must return an optimizer. Only names and the known classes are
+        saved by ``save``.
+    optimizer_kwargs : dict or None, default None
+        Keyword arguments of a named or class optimizer (they override ``lr``).
     patience : int, default 10
         Early stopping: epochs without a better validation loss before
         stopping; the best weights are kept.
@@ -382,11 +527,17 @@ class TTLSTMForecaster(NeuralForecaster):
     order : int, default 2
         Polynomial order of the transition.
     rank : int, default 8
-        Inner tensor-train rank.
+        Inner tensor-train rank (the maximum rank when ranks are learned).
     scheduled_sampling : float, default 0
         Probability, at the first epoch, of feeding the decoder the true
         previous value instead of its prediction; decays linearly to 0.
-    """ + _TRAIN_DOC.format(lr="3e-3") + """
+    init_rank : int or None, default None
+        Start every TT bond of encoder and decoder with only this many
+        active components (:func:`tensornet.optim.low_rank_init`), the
+        sparse start of Bregman training (``optimizer="linbreg"`` or
+        ``"adabreg"`` with ``optimizer_kwargs={"reg": RankL1(lam)}``); then
+        :meth:`prune_ranks` cuts the components that stayed zero.
+    """ + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
     Attributes
     ----------
     net_ : torch.nn.Module
@@ -395,6 +546,9 @@ class TTLSTMForecaster(NeuralForecaster):
     history_ : dict with ``train_loss`` and ``val_loss`` per epoch
     n_epochs_, best_epoch_ : int
     n_parameters_ : int
+    ranks_ : dict
+        ``{"encoder": ranks, "decoder": ranks}``, the TT ranks of the network
+        (smaller than ``rank`` after :meth:`prune_ranks`).
 
     Examples
     --------
@@ -413,7 +567,7 @@ class TTLSTMForecaster(NeuralForecaster):
                  scheduled_sampling=0.0, epochs=100, batch_size=64, lr=3e-3,
                  weight_decay=0.0, patience=10, grad_clip=1.0, max_windows=None,
                  window_norm="last", impute=None, random_state=None, device="cpu",
-                 progress=False):
+                 progress=False, optimizer=None, optimizer_kwargs=None, init_rank=None):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size
@@ -433,6 +587,9 @@ class TTLSTMForecaster(NeuralForecaster):
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
+        self.init_rank = init_rank
 
     def _check_params(self):
         super()._check_params()
@@ -441,10 +598,67 @@ class TTLSTMForecaster(NeuralForecaster):
         check_int(self.order, "order", min_value=1)
         if not isinstance(self.rank, (list, tuple)):
             check_int(self.rank, "rank", min_value=1)
+        if self.init_rank is not None:
+            check_int(self.init_rank, "init_rank", min_value=1)
+            if self.order == 1:
+                raise ValueError("init_rank needs order >= 2 (order 1 has no TT rank); got "
+                                 f"init_rank={self.init_rank!r} with order=1")
 
-    def _build_net(self, k, m):
-        return _TTSeq2Seq(k, m, self.hidden_size,
-                          self.lags, self.order, self.rank, self.window_norm)
+    def _build_net(self, k, m, ranks=None):
+        if ranks is None:
+            return _TTSeq2Seq(k, m, self.hidden_size, self.lags, self.order, self.rank,
+                              self.window_norm)
+        return _TTSeq2Seq(k, m, self.hidden_size, self.lags, self.order,
+                          list(ranks["encoder"]) or 1, self.window_norm,
+                          decoder_rank=list(ranks["decoder"]) or 1)
+
+    def _prepare_net(self, net) -> None:
+        if self.init_rank is not None:
+            from ..optim import low_rank_init
+
+            low_rank_init(net, rank=self.init_rank)
+
+    @property
+    def ranks_(self) -> dict:
+        self._check_is_fitted()
+        return {"encoder": list(self.net_.encoder.ranks[1:-1]),
+                "decoder": list(self.net_.decoder.ranks[1:-1])}
+
+    def prune_ranks(self, tol: float = 0.0):
+        """Cut the TT components that are exactly zero (see :func:`tensornet.optim.prune_ranks`).
+
+        After training with ``RankL1`` (``optimizer="linbreg"`` / ``"adabreg"``)
+        many components are exactly zero; removing them leaves the forecasts
+        unchanged (with ``tol=0``) and makes the network smaller and faster.
+        ``save`` / ``load`` keep the pruned ranks.
+
+        Parameters
+        ----------
+        tol : float in [0, 1), default 0
+            Also cut components smaller than ``tol`` times the largest of
+            their bond (this changes the forecasts; the prediction
+            intervals' calibration is not redone).
+
+        Returns
+        -------
+        tensornet.optim.PruneReport
+            Per layer: ranks, parameters and FLOPs per step before and after.
+        """
+        from ..optim import prune_ranks
+
+        self._check_is_fitted()
+        report = prune_ranks(self.net_, tol=tol)
+        self.net_.eval()
+        return report
+
+    def _json_state(self):
+        return {**super()._json_state(), "ranks_": self.ranks_}
+
+    def _net_for_state(self, state):
+        ranks = state.get("ranks_")
+        if ranks is None or self.order == 1:
+            return super()._net_for_state(state)
+        return self._build_net(self.n_features_in_, self.n_covariates_, ranks)
 
 
 class LSTMForecaster(NeuralForecaster):
@@ -459,7 +673,7 @@ class LSTMForecaster(NeuralForecaster):
     hidden_size : int, default 64
     num_layers : int, default 1
     scheduled_sampling : float, default 0
-    """ + _TRAIN_DOC.format(lr="3e-3") + """
+    """ + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
     Examples
     --------
     >>> import numpy as np
@@ -474,7 +688,8 @@ class LSTMForecaster(NeuralForecaster):
     def __init__(self, lookback, horizon, hidden_size=64, num_layers=1, scheduled_sampling=0.0,
                  epochs=100, batch_size=64, lr=3e-3, weight_decay=0.0, patience=10,
                  grad_clip=1.0, max_windows=None, window_norm="last", impute=None,
-                 random_state=None, device="cpu", progress=False):
+                 random_state=None, device="cpu", progress=False, optimizer=None,
+                 optimizer_kwargs=None):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size
@@ -492,6 +707,8 @@ class LSTMForecaster(NeuralForecaster):
         self.random_state = random_state
         self.device = device
         self.progress = progress
+        self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
 
     def _check_params(self):
         super()._check_params()
