@@ -791,7 +791,80 @@ def targets(payload):
                 out.append(((f"MNIST {kind.upper()}: Bregman training time / full-rank Adam "
                              f"time (medians over seeds) from {min(rows)[0]:.2f} to "
                              f"{worst[0]:.2f} ({worst[1]}); target ≤ 1"), worst[0] <= 1.0))
+    tl = payload.get("ttlstm")
+    if tl:
+        out += ttlstm_targets(tl)
     return out
+
+
+def ttlstm_summary(rows):
+    summ = summarise(rows, ("method", "setting"), "rmse")
+    for s in summ:
+        rs = [r for r in rows if r["method"] == s["method"] and r["setting"] == s["setting"]]
+        s["rmse_season"] = statistics.mean(r["rmse_season"] for r in rs)
+        sp = [r["rmse_sparse"] for r in rs if r.get("rmse_sparse") is not None]
+        s["rmse_sparse"] = statistics.mean(sp) if sp else None
+    return summ
+
+
+def ttlstm_targets(tl, tolerance=0.01):
+    """Bregman vs each baseline at equal RMSE (within ``tolerance`` relative) and time."""
+    summ = tl["summary"]
+    full = next(s for s in summ if s["method"] == "Adam (full rank)")
+    out = []
+    for s in summ:
+        if s["method"] not in ("LinBreg", "AdaBreg"):
+            continue
+        for base in ("Adam + truncation", "ProxSGD"):
+            ok = [b for b in summ if b["method"] == base
+                  and b["rmse"] <= s["rmse"] * (1 + tolerance)]
+            if ok:
+                b = min(ok, key=lambda b: b["params"])
+                ratio = b["params"] / s["params"]
+                text = (f"TT-LSTM {s['method']} {s['setting']}: {ratio:.2f}× fewer parameters "
+                        f"than the smallest {base} model within {tolerance:.0%} of its RMSE "
+                        f"({b['setting']})")
+                out.append((text, ratio >= 2))
+            else:
+                out.append((f"TT-LSTM {s['method']} {s['setting']}: no {base} model reaches "
+                            f"its RMSE within {tolerance:.0%} (RMSE {s['rmse']:.1f}, "
+                            f"{s['params']:,.0f} params)", True))
+        r = s["time"] / full["time"]
+        out.append((f"TT-LSTM {s['method']} {s['setting']}: training time / full-rank Adam "
+                    f"= {r:.2f} (medians over seeds); target ≤ 1", r <= 1))
+    return out
+
+
+def ttlstm_markdown(tl):
+    c = tl["config"]
+    e, pat, mw, ft = TTL_EPOCHS[bool(tl["quick"])]
+    lines = [f"### TT-LSTM forecaster (call arrivals, hourly; lookback {c['lookback']}, "
+             f"horizon {c['horizon']})\n",
+             f"`TTLSTMForecaster` hidden {c['hidden']}, lags {c['lags']}, order {c['order']}, "
+             f"maximum TT rank {c['max_rank']} (encoder and decoder); calendar covariates; "
+             f"trained on the first 80 % (its last 20 % for early stopping), RMSE (calls per "
+             f"hour) of rolling-origin forecasts on the last 20 % over all {c['horizon']} "
+             f"steps (and over the first season, {c['season']} steps); {tl['seeds']} seeds, "
+             f"{tl['jobs']} worker process(es) with one thread each; "
+             f"{tl['machine']['cpu']}. Epochs: at most {e} (patience {pat}, {mw} windows per "
+             f"epoch); Bregman and ProxSGD {e - ft} epochs, the zero components cut, then "
+             f"{ft} epochs of Adam; truncation = TT rounding of the full-rank model's "
+             f"transitions + {ft} epochs of Adam (its time includes the full-rank run). "
+             "`params`: whole network (encoder, decoder, head); FLOPs: one encoder step + "
+             "one decoder step per sample. " + (" **Quick run.**" if tl["quick"] else "") + "\n"]
+    rows = []
+    for s in tl["summary"]:
+        sparse = f"{s['rmse_sparse']:.1f}" if s.get("rmse_sparse") is not None else ""
+        rows.append([s["method"], s["setting"], f"{s['rmse']:.1f} ± {s['rmse_sd']:.1f}",
+                     f"{s['rmse_season']:.1f}", sparse,
+                     "; ".join(_fmt_ranks(r) for r in s["ranks"]),
+                     f"{s['params']:,.0f}", f"{s['flops']:,.0f}",
+                     f"{s['time']:.0f} s ({s['time_min']:.0f}–{s['time_max']:.0f})"])
+    lines.append(H.markdown_table(["method", "setting", "RMSE (28 steps)", "RMSE (14)",
+                                   "before fine-tuning", "ranks enc / dec per seed", "params",
+                                   "FLOPs / step", "train time"], rows))
+    lines.append("")
+    return "\n".join(lines)
 
 
 def plot_path(path_log, full_acc, kind, out_png):
@@ -921,6 +994,8 @@ def markdown(payload):
                                  f"(full / pruned = {f_['median'] / p_['median']:.2f}).")
             lines.append("")
         lines.append("![inverse scale space path](results/bench_rank_pruning_path.png)\n")
+    if payload.get("ttlstm"):
+        lines.append(ttlstm_markdown(payload["ttlstm"]))
     tg = targets(payload)
     if tg:
         lines.append("### Targets of the issue, on this run\n")
@@ -934,6 +1009,166 @@ def markdown(payload):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# TT-LSTM forecaster task
+# ---------------------------------------------------------------------------
+
+TTL = {"series": "calls", "season": 14, "lookback": 70, "horizon": 28, "hidden": 16,
+       "lags": 3, "order": 3, "max_rank": 8}
+# (epochs, patience, max_windows, fine-tuning epochs) by --quick
+TTL_EPOCHS = {False: (16, 4, 500, 4), True: (2, 2, 128, 1)}
+TTL_LEVELS = (4, 2)                      # TT-rounding caps of the truncation baseline
+TTL_BREG = (("AdaBreg", "adabreg", 3e-3, 0.001), ("AdaBreg", "adabreg", 3e-3, 0.003),
+            ("LinBreg", "linbreg", 0.1, 0.001))
+TTL_PROX = (("ProxSGD", "proxsgd", 0.1, 0.001),)
+
+
+def _ttl_data(quick):
+    from tensornet.datasets import load_call_arrivals
+    from tensornet.forecast import calendar_features
+
+    y = load_call_arrivals("1h")
+    X = calendar_features(y.index, ["day", "week"])
+    y = y.to_numpy()
+    if quick:
+        n = 30 * TTL["season"] + TTL["lookback"]
+        y, X = y[-n:], X[-n:]
+    return y, X
+
+
+def _ttl_rmse(f, y, X, n_train):
+    """Rolling-origin RMSE on the held-out tail (stride season/4), horizon 28 and per lead."""
+    import numpy as np
+
+    L, Hm = TTL["lookback"], TTL["horizon"]
+    origins = np.arange(n_train, len(y) - Hm + 1, max(1, TTL["season"] // 4))
+    ctx = np.stack([y[t - L:t] for t in origins])[..., None]
+    truth = np.stack([y[t:t + Hm] for t in origins])
+    pred = f.predict(ctx, n=Hm, X=np.stack([X[t - L:t] for t in origins]),
+                     X_future=np.stack([X[t:t + Hm] for t in origins]))[..., 0]
+    err = pred - truth
+    return float(np.sqrt(np.mean(err ** 2))), float(np.sqrt(np.mean(err[:, :TTL["season"]]
+                                                                    ** 2)))
+
+
+def _ttl_forecaster(seed, quick, rank=None, epochs=None, **kw):
+    from tensornet.forecast import TTLSTMForecaster
+
+    e, pat, mw, _ = TTL_EPOCHS[bool(quick)]
+    return TTLSTMForecaster(TTL["lookback"], TTL["horizon"], hidden_size=TTL["hidden"],
+                            lags=TTL["lags"], order=TTL["order"],
+                            rank=TTL["max_rank"] if rank is None else rank,
+                            epochs=e if epochs is None else epochs, patience=pat,
+                            max_windows=mw, random_state=seed, **kw)
+
+
+def _ttl_warm_start(src_net, lr):
+    """An ``optimizer`` callable that puts ``src_net``'s (smaller) modules into the fresh net."""
+    import copy
+
+    torch = _torch()
+
+    def build(net):
+        for name in ("encoder", "decoder", "head"):
+            setattr(net, name, copy.deepcopy(getattr(src_net, name)))
+        return torch.optim.Adam(net.parameters(), lr=lr)
+
+    return build
+
+
+def _ttl_round_cell(cell, cap):
+    """TT rounding of a TT-LSTM cell's transition (W as a TT of shape D x D x (D 4H))."""
+    torch = _torch()
+    from tensornet.decomposition import tt_round
+    from tensornet.nn import TTLSTMCell
+
+    with torch.no_grad():
+        cores = [c.detach().double() for c in cell.cores]
+        r, D, H4 = cores[-1].shape
+        cores[-1] = cores[-1].reshape(r, D * H4, 1)
+        caps = tuple(min(cap, x) for x in cell.ranks[1:-1])
+        rounded = tt_round(cores, rank=(1,) + caps + (1,))
+        new_cores = [torch.as_tensor(c) for c in rounded.factors]
+        new_cores[-1] = new_cores[-1].reshape(new_cores[-1].shape[0], D, H4)
+        new = TTLSTMCell(cell.input_size, cell.hidden_size, cell.lags, cell.order,
+                         [int(c.shape[2]) for c in new_cores[:-1]])
+        for a, b in zip(new.cores, new_cores):
+            a.copy_(b.to(a.dtype))
+        new.weight_ih.copy_(cell.weight_ih)
+        new.bias.copy_(cell.bias)
+    return new
+
+
+def _ttl_truncate(net, cap):
+    import copy
+
+    from tensornet.nn import TTLSTM
+
+    out = copy.deepcopy(net)
+    enc = TTLSTM.__new__(TTLSTM)
+    torch = _torch()
+    torch.nn.Module.__init__(enc)
+    enc.batch_first = True
+    enc.cell = _ttl_round_cell(net.encoder.cell, cap)
+    out.encoder = enc
+    out.decoder = _ttl_round_cell(net.decoder, cap)
+    return out
+
+
+def _ttl_size(f):
+    """(params of the whole network, FLOPs of one encoder + one decoder step, ranks)."""
+    net = f.net_
+    params = sum(p.numel() for p in net.parameters())
+    flops = net.encoder.flops(1) + net.decoder.flops(1)
+    return params, int(flops), {"enc": list(net.encoder.ranks[1:-1]),
+                                "dec": list(net.decoder.ranks[1:-1])}
+
+
+def ttlstm_runs(seed, quick):
+    """Every contender on the call-arrival series for one seed; one row per model."""
+    from tensornet.optim import RankL1
+
+    y, X = _ttl_data(quick)
+    n_test = int(round(0.2 * len(y)))
+    n_train = len(y) - n_test
+    ytr, Xtr = y[:n_train], X[:n_train]
+    _, _, _, ft = TTL_EPOCHS[bool(quick)]
+    rows = []
+
+    def row(method, setting, f, t, sparse=None):
+        rmse, rmse_season = _ttl_rmse(f, y, X, n_train)
+        params, flops, ranks = _ttl_size(f)
+        rows.append({"task": "ttlstm", "method": method, "setting": setting, "seed": seed,
+                     "rmse": rmse, "rmse_season": rmse_season, "rmse_sparse": sparse,
+                     "params": params, "flops": flops, "total_params": params,
+                     "ranks": ranks, "time": t, "epochs": f.n_epochs_})
+
+    t0 = time.perf_counter()
+    full = _ttl_forecaster(seed, quick).fit(ytr, Xtr)
+    t_full = time.perf_counter() - t0
+    row("Adam (full rank)", f"rank {TTL['max_rank']}", full, t_full)
+    for cap in TTL_LEVELS:
+        t0 = time.perf_counter()
+        small = _ttl_truncate(full.net_, cap)
+        f = _ttl_forecaster(seed, quick, rank=cap, epochs=ft,
+                            optimizer=_ttl_warm_start(small, 3e-3)).fit(ytr, Xtr)
+        row("Adam + truncation", f"TT rounding to {cap} + {ft} ep", f,
+            t_full + time.perf_counter() - t0)
+    for method, name, lr, lam in TTL_BREG + TTL_PROX:
+        t0 = time.perf_counter()
+        e = TTL_EPOCHS[bool(quick)][0] - ft
+        f = _ttl_forecaster(seed, quick, epochs=e, optimizer=name,
+                            optimizer_kwargs={"reg": RankL1(lam), "lr": lr},
+                            init_rank=None if name == "proxsgd" else 1).fit(ytr, Xtr)
+        sparse, _ = _ttl_rmse(f, y, X, n_train)
+        f.prune_ranks()
+        r = _ttl_forecaster(seed, quick, epochs=ft,
+                            optimizer=_ttl_warm_start(f.net_, 3e-3)).fit(ytr, Xtr)
+        row(method, f"λ={lam}, lr={lr}, {e} + {ft} ep", r, time.perf_counter() - t0,
+            sparse=sparse)
+    return rows
+
+
 NOTES = [
     ("tensorly-torch's lasso weights get Adam steps of 1e-2 (the other weights 1e-3): at "
     "1e-3 they cannot travel from 1 to its 1e-6 threshold within the run, whatever the "
@@ -941,16 +1176,27 @@ NOTES = [
     ("tensorly-torch 0.5's CP lasso does not act on the model: `CPLasso.__call__` returns the "
     "CP tensor unchanged, so its lasso weights are disconnected from the output (zeroing "
     "them changes nothing; checked). Its CP rows therefore keep every component."),
-    ("The TT-LSTM forecaster is not benchmarked: `TTLSTMCell` has no `rank_dims()` / "
-    "`select_ranks()` and `NeuralForecaster.fit` builds its own Adam optimizer."),
+    ("TT-LSTM task: the forecasters' `optimizer=` / `optimizer_kwargs=` run the Bregman "
+     "and ProxSGD contenders; the fine-tuning runs are new `TTLSTMForecaster` fits whose "
+     "`optimizer` callable installs the pruned (or TT-rounded) encoder, decoder and head "
+     "before Adam starts."),
 ]
+
+
+def _ttlstm_job(job):
+    seed, quick = job
+    torch = _torch()
+    torch.set_num_threads(1)
+    return ttlstm_runs(seed, quick)
 
 
 def main(argv=None):
     def extra(p):
-        p.add_argument("--tasks", default="planted,mnist")
+        p.add_argument("--tasks", default="planted,mnist,ttlstm")
         p.add_argument("--kinds", default="tt,tucker,cp")
         p.add_argument("--seeds", type=int, default=None)
+        p.add_argument("--jobs", type=int, default=1,
+                       help="worker processes (one thread each) for the TT-LSTM task")
         p.add_argument("--from-results", action="store_true",
                        help="rebuild the tables and the plot from the saved results JSON")
 
@@ -968,6 +1214,35 @@ def main(argv=None):
     seeds = args.seeds or (1 if args.quick else 3)
     payload = {"machine": H.machine(args.device, args.threads), "quick": args.quick,
                    "seeds": seeds, "kinds": kinds, "repeat": args.repeat, "notes": NOTES}
+    old_file = H.RESULTS / f"{NAME}.json"
+    if not {"planted", "mnist"} <= set(tasks) and old_file.exists() and not args.quick:
+        # a partial run (e.g. --tasks ttlstm) keeps the other tasks' saved results
+        import json
+
+        old = json.loads(old_file.read_text())
+        for key in ("machine", "quick", "seeds", "kinds", "repeat"):
+            payload[key] = old.get(key, payload[key])
+        for task in ("planted", "mnist", "ttlstm"):
+            if task not in tasks and old.get(task):
+                payload[task] = old[task]
+    if "ttlstm" in tasks:
+        import multiprocessing as mp
+
+        rows = []
+        jobs = [(seed, args.quick) for seed in range(seeds)]
+        if args.jobs > 1:
+            with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
+                for r in pool.imap_unordered(_ttlstm_job, jobs):
+                    rows += r
+                    print(f"ttlstm seed {r[0]['seed']} done", flush=True)
+        else:
+            for j in jobs:
+                rows += _ttlstm_job(j)
+                print(f"ttlstm seed {j[0]} done", flush=True)
+        payload["ttlstm"] = {"runs": rows, "config": dict(TTL), "seeds": seeds,
+                             "jobs": args.jobs, "quick": args.quick,
+                             "machine": H.machine(args.device, 1),
+                             "summary": ttlstm_summary(rows)}
     if "planted" in tasks:
         rows = []
         for seed in range(seeds):
@@ -990,7 +1265,8 @@ def main(argv=None):
             print(f"step timing {kind} done", flush=True)
         payload["mnist"] = {"runs": rows, "summary": summ, "ratios": equal_accuracy_ratios(summ),
                                 "path": path_log, "timing": timing}
-    H.write_results(NAME, payload, args.device)
+    if not (args.quick and old_file.exists() and not {"planted", "mnist"} <= set(tasks)):
+        H.write_results(NAME, payload, args.device)     # a partial quick run keeps the file
     finish(payload, args)
 
 
