@@ -135,6 +135,22 @@ def _qr(Y, backend):
     return Q
 
 
+def _basis_step(Y, backend):
+    """A well-conditioned basis of the columns of ``Y`` between range-finder products.
+
+    The next product only needs the span, not orthonormality to working
+    precision, so one CholeskyQR step serves (orthogonality error about
+    cond(Y)^2 eps); :func:`_qr` when ``Y`` is too ill-conditioned for it.
+    """
+    try:
+        Q, cond = _cholqr_step(Y)
+        if cond < 1e5:
+            return Q
+    except np.linalg.LinAlgError:
+        pass
+    return _qr(Y, backend)
+
+
 def _from_host_like(x: np.ndarray, like):
     """Move a host array to the library and device of the array ``like``."""
     from .._backend import array_backend
@@ -276,11 +292,12 @@ def range_basis(C: CountMatrix, m: int, n_power_iter: int, batch_size: int,
     if first.n_docs == 0:
         return None, first
     f32 = np.float32
-    Q = _qr(_from_host(rng.standard_normal((V, m)), C), C.backend)
+    # a Gaussian matrix is well conditioned already: no orthonormalisation of the start
+    Q = _from_host(rng.standard_normal((V, m)) / np.sqrt(V), C)
     Y = None
     for it in range(1 + n_power_iter):
         if it:
-            Q = _qr(_astype(Y, np.float64), C.backend)
+            Q = _basis_step(_astype(Y, np.float64), C.backend)
         # products in single precision: the basis only has to span the range; the moments
         # themselves are accumulated in double precision on the final basis
         if e2_sum is None:
@@ -533,20 +550,21 @@ def project_moments(sums: MomentSums, chunk: int = 2048) -> ProjectedMoments:
     V, m = Q.shape
     e2 = (sums.pp2 - (Q * sums.tau2[:, None]).T @ Q) / n
     e2 = (e2 + e2.T) / 2
-    # G_ijk = Σ_t Q_ti Q_tj ρ_tk and H_ijk = Σ_t τ3_t Q_ti Q_tj Q_tk, symmetric in (i, j):
-    # computed over the pairs i <= j only, chunked over words
+    # G_ijk = Σ_t Q_ti Q_tj ρ_tk and H_ijk = Σ_t τ3_t Q_ti Q_tj Q_tk enter E3 as
+    # 2 H - sym3(G) = -sym3(G - (2/3) H), as sym3(H) = 3 H for the symmetric H; so one
+    # product over the words, G' = Σ_t q_t ⊗ q_t ⊗ (ρ_t - (2/3) τ3_t q_t), serves both.
+    # It is symmetric in (i, j): computed over the pairs i <= j only, chunked over words.
     off = np.concatenate([[0], np.cumsum(np.arange(m, 0, -1))]).astype(int)
-    GH = np.zeros((off[-1], 2 * m))
+    Gp = np.zeros((off[-1], m))
     buf = np.empty((off[-1], min(chunk, V)))
     for a in range(0, V, chunk):
         qT = np.ascontiguousarray(Q[a:a + chunk].T)
         krT = buf[:, :qT.shape[1]]
         for j in range(m):
             np.multiply(qT[j:j + 1], qT[j:], out=krT[off[j]:off[j + 1]])
-        GH += krT @ np.hstack([sums.rho[a:a + chunk], qT.T * sums.tau3[a:a + chunk, None]])
-    G = _expand_first_pairs(GH[:, :m], m)
-    H = _expand_first_pairs(GH[:, m:], m)
-    e3 = (_expand_pairs(sums.ppp3, m) - sym3(G) + 2.0 * H) / n
+        Gp += krT @ (sums.rho[a:a + chunk] - (2.0 / 3.0) * sums.tau3[a:a + chunk, None]
+                     * Q[a:a + chunk])
+    e3 = (_expand_pairs(sums.ppp3, m) - sym3(_expand_first_pairs(Gp, m))) / n
     return ProjectedMoments(basis=Q, n_docs=n, e2=e2, m1=Q.T @ sums.m1 / n, e3=e3,
                             m1_full=sums.m1 / n)
 

@@ -63,3 +63,31 @@ def test_power_method_leaves_input_unchanged():
     before = T.copy()
     tensor_power_method(T, 5, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(T, before)
+
+
+def test_als_stops_restarting_once_restarts_agree():
+    from tensornet.topics._decompose import RESTART_GROUP, RESTART_ITERS
+
+    T, lam, U = _odeco(10, 10, seed=7)
+    lam_hat, U_hat, n_iter = orthogonal_als(T, 10, n_restarts=5 * RESTART_GROUP, max_iter=200,
+                                            tol=1e-12, rng=np.random.default_rng(0))
+    dl, du, _ = _match(lam, U, lam_hat, U_hat)
+    assert dl < 1e-8 and du < 1e-8
+    # the second group lands in the same optimum as the first: no third group
+    assert n_iter < 3 * RESTART_ITERS
+
+
+def test_als_polish_stops_when_the_objective_stalls():
+    T, lam, U = _odeco(8, 8, seed=3)
+    noise = np.random.default_rng(2).standard_normal(T.shape) * 0.05
+    noise = sum(noise.transpose(p) for p in
+                [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]) / 6
+    lam_a, U_a, n_a = orthogonal_als(T + noise, 8, n_restarts=4, max_iter=2000, tol=1e-10,
+                                     rng=np.random.default_rng(0))
+    assert n_a < 2000
+    # the fit is as good as after many more steps with the columns converged
+    lam_b, U_b, _ = orthogonal_als(T + noise, 8, n_restarts=4, max_iter=2000, tol=0.0,
+                                   rng=np.random.default_rng(0))
+    ra = decomposition_residual(T + noise, lam_a, U_a)
+    rb = decomposition_residual(T + noise, lam_b, U_b)
+    assert ra <= rb + 1e-8
