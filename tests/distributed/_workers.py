@@ -239,3 +239,27 @@ def scenario_gpu(rank, world_size, out_dir):  # pragma: no cover - needs GPUs
     out["signum"] = {k: v.cpu() for k, v in state(net).items()}
     out["signum_deviation"] = replica_deviation(net)
     torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+# ------------------------------------------------------------------ three ranks: a real majority
+def scenario_vote3(rank, world_size, out_dir):
+    """An odd world: every coordinate has a 2-1 or 3-0 majority (no ties), SignSGD and Signum."""
+    from tensornet.distributed import SignSGD
+
+    out = {}
+    g = torch.Generator().manual_seed(20 + rank)
+    x = torch.randn(21, generator=g)
+    x[3] = 0.0                           # a zero on every rank: +1, -1, +1 -> +1
+    out["vote_input"] = x
+    out["vote"] = majority_vote(x)
+    for name, momentum in (("signsgd", 0.0), ("signum", 0.9)):
+        net = plain_mlp()
+        ddp_v = DDP(net, bucket_cap_mb=0.0005)
+        opt_v = (SignSGD(net.parameters(), lr=0.01) if momentum == 0
+                 else Signum(net.parameters(), lr=0.01, momentum=momentum))
+        hook = register_majority_vote(ddp_v, opt_v)
+        train(ddp_v, opt_v, [local(b, rank, world_size) for b in batches("mlp", 4, seed=3)])
+        out[name] = state(net)
+        out[name + "_traffic"] = hook.traffic_per_step()
+        out[name + "_deviation"] = replica_deviation(net)
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))

@@ -128,3 +128,30 @@ def test_bad_input(client, corpus):
         counts_from_bag(["a b"], ["a"])
     with pytest.raises(ValueError, match="n_topics=5 is larger than the vocabulary"):
         fit_dask(TensorLDA(n_topics=5), _chunked(X[:, :3], 3000))
+
+
+def test_worker_processes_reading_chunk_files_equal_the_in_memory_fit(corpus, tmp_path):
+    # the out-of-core path: 2 worker *processes*, each chunk read from its file by every pass
+    import dask
+
+    X = corpus[0]
+    paths, sizes = [], []
+    for i, start in enumerate(range(0, X.shape[0], 1500)):
+        part = X[start:start + 1500].astype(np.int32)
+        paths.append(str(tmp_path / f"chunk-{i}.npz"))
+        sp.save_npz(paths[-1], part, compressed=False)
+        sizes.append(part.shape[0])
+    meta = sp.csr_matrix((0, X.shape[1]), dtype=np.int32)
+    chunks = da.concatenate([da.from_delayed(dask.delayed(sp.load_npz)(p), shape=(n, X.shape[1]),
+                                             dtype=np.int32, meta=meta)
+                             for p, n in zip(paths, sizes)])
+    kw = {"n_topics": 5, "alpha0": 1.0, "random_state": 1}
+    ref = TensorLDA(**kw).fit(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        got = fit_dask(TensorLDA(**kw), chunks, client=c)
+        assert len(c.scheduler_info()["workers"]) == 2
+    np.testing.assert_allclose(got.components_, ref.components_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.alpha_, ref.alpha_, rtol=1e-10)
+    assert got.n_docs_ == ref.n_docs_ == X.shape[0]

@@ -89,3 +89,27 @@ def test_hook_traffic_is_one_bit_per_coordinate(ranks):
     assert n / 8 <= t["payload_bytes"] < n / 8 + 16
     assert t["allreduce_fp32_sent_bytes"] == 4 * n            # ring all-reduce, 2 ranks
     assert t["ratio"] >= 16
+
+
+def test_three_ranks_vote_by_real_majority(tmp_path):
+    # with 2 ranks the vote is unanimity-or-zero; 3 gloo ranks exercise a 2-1 majority,
+    # the 3-block all-gather and the SignSGD optimizer behind the hook
+    run_ranks(W.scenario_vote3, str(tmp_path), world_size=3, timeout=300)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(3)]
+    inputs = [r["vote_input"] for r in ranks]
+    want = W.reference_vote(inputs)
+    assert (want != 0).all()                                   # odd world: no ties
+    assert want[3] == 1                                        # zeros sent as +1, -1, +1
+    sent = torch.stack([W._signs_sent(x, w) for w, x in enumerate(inputs)])
+    assert (sent.sum(0).abs() == 1).any()                      # some coordinates are 2-1 votes
+    n = sum(p.numel() for p in W.plain_mlp().parameters())
+    for name, momentum in (("signsgd", 0.0), ("signum", 0.9)):
+        ref = W.reference_signum(3, momentum=momentum, lr=0.01)
+        for r in ranks:
+            assert torch.equal(r["vote"], want)
+            _assert_states_close(r[name], ref, atol=1e-6)
+            assert r[name + "_deviation"] == 0.0
+        t = ranks[0][name + "_traffic"]
+        assert t["world_size"] == 3 and t["coordinates"] == n
+        assert t["sent_bytes"] == 2 * round(t["payload_bytes"])   # ring all-gather: (M-1) blocks
+        assert t["ratio"] == pytest.approx(64 / 3, rel=0.01)       # 21x less than fp32 at M = 3
