@@ -199,7 +199,10 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     components_ : ndarray (n_topics, n_features)
         Topic-word distributions, rows on the simplex, ordered by decreasing ``alpha_``.
     alpha_ : ndarray (n_topics,)
-        Estimated Dirichlet prior of the document-topic proportions.
+        Estimated Dirichlet prior of the document-topic proportions, summing
+        to ``alpha0_``: each topic's share of the corpus's words (non-negative
+        least squares ``M1 ≈ Σ_i (α_i/α0) β_i``), so components of noise get
+        almost none.
     alpha0_ : float
         The ``alpha0`` used (the chosen one for ``'auto'``).
     alpha0_scores_ : dict
@@ -561,10 +564,7 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             total = pos.sum(0)
         beta = (pos / total[None, :]).T
         beta = (1.0 - _TOPIC_FLOOR) * beta + _TOPIC_FLOOR / V
-        tiny = lam <= 1e-12 * max(float(lam.max()), 1e-300)
-        lam_safe = np.where(tiny, 1e-12 * max(float(lam.max()), 1e-300), lam)
-        alpha = 4.0 * alpha0 * (alpha0 + 1.0) / ((alpha0 + 2.0) ** 2 * lam_safe ** 2)
-        alpha = np.minimum(alpha, 1e3 * alpha0)
+        alpha = _prior_from_mixture(beta, pm.m1_full, alpha0, lam)
         order = np.argsort(-alpha, kind="stable")
         return {"components": beta[order], "alpha": alpha[order],
                 "whitening_eigenvalues": wh.eigenvalues.copy(),
@@ -703,6 +703,45 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 (arrays["validation.data"], arrays["validation.indices"],
                  arrays["validation.indptr"]), shape=tuple(arrays["validation.shape"]))}
         return model
+
+
+#: smallest α_i, relative to α0 / k (topics the corpus does not use still need α_i > 0)
+_ALPHA_FLOOR = 1e-3
+
+
+def _prior_from_mixture(beta, m1, alpha0, lam):
+    """``α`` from ``M1 = Σ_i (α_i / α0) μ_i``: non-negative least squares over the topics.
+
+    The tensor eigenvalues also determine the prior, ``α_i = 4 α0 (α0 + 1) /
+    ((α0 + 2)^2 λ_i^2)``, but on real text some components have ``λ_i`` near
+    zero (directions of noise rather than topics, with almost no mass before
+    clipping), which that formula turns into an enormous ``α_i`` that swamps
+    every document's proportions. The first moment gives each topic its share
+    of the corpus's words instead, satisfies ``Σ α_i = α0`` by construction, and
+    gives such components almost no weight. When the least squares fail, the
+    eigenvalue formula is used, each ``α_i`` capped at ``α0`` and rescaled to sum
+    to ``α0``.
+    """
+    from scipy.optimize import nnls
+
+    k = beta.shape[0]
+    m1 = np.clip(np.asarray(m1, dtype=np.float64), 0.0, None)
+    w = None
+    if m1.sum() > 0:
+        try:
+            w, _ = nnls(beta.T, m1 / m1.sum())
+        except (RuntimeError, ValueError) as exc:  # pragma: no cover - solver failure
+            logger.info("prior by least squares failed (%s); using the tensor eigenvalues", exc)
+            w = None
+    if w is None or not np.isfinite(w).all() or w.sum() <= 0:
+        top = max(float(lam.max()), 1e-300)
+        lam_safe = np.maximum(lam, 1e-12 * top)
+        w = np.minimum(4.0 * alpha0 * (alpha0 + 1.0) / ((alpha0 + 2.0) ** 2 * lam_safe ** 2),
+                       alpha0)
+    alpha = alpha0 * w / w.sum()
+    floor = _ALPHA_FLOOR * alpha0 / k
+    alpha = np.maximum(alpha, floor)
+    return alpha * (alpha0 / alpha.sum())
 
 
 def _subtract(a: MomentSums, b: MomentSums) -> MomentSums:

@@ -345,3 +345,22 @@ def test_verbose_shows_progress_and_default_is_silent(small, capsys):
     assert capsys.readouterr().err == ""
     TensorLDA(4, random_state=0, verbose=True).fit(X)
     assert "TensorLDA passes" in capsys.readouterr().err
+
+
+def test_components_of_noise_get_almost_no_prior_weight():
+    # 6 components for 4 true topics: the extra tensor components are noise with a tiny
+    # eigenvalue; the eigenvalue formula would give them a prior larger than alpha0
+    X, _, _ = make_lda_corpus(3000, 200, 4, alpha=0.25, doc_length=60, random_state=3)
+    model = TensorLDA(6, alpha0=1.0, random_state=0).fit(X)
+    assert model.alpha_.sum() == pytest.approx(1.0, rel=1e-9)
+    assert np.all(model.alpha_ > 0) and np.all(model.alpha_ <= 1.0)
+    noise = model.topic_mass_ < 0.2
+    assert noise.any()
+    lam = model.tensor_eigenvalues_
+    from_eigenvalues = 4.0 * 2.0 / (9.0 * lam ** 2)
+    assert from_eigenvalues[noise].max() > 1.0          # what the old estimate did
+    assert model.alpha_[noise].max() < 0.01
+    Xh = X[:1000]
+    ours = document_completion_loglik(Xh, model.components_, model.alpha_)
+    theirs = document_completion_loglik(Xh, model.components_, np.minimum(from_eigenvalues, 1e3))
+    assert ours > theirs
