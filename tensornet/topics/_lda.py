@@ -729,8 +729,13 @@ def _prior_from_mixture(beta, m1, alpha0, lam):
     w = None
     if m1.sum() > 0:
         try:
-            w, _ = nnls(beta.T, m1 / m1.sum())
-        except (RuntimeError, ValueError) as exc:  # pragma: no cover - solver failure
+            # the same least squares on the k x k normal equations: ||B w - m||^2 =
+            # ||L^T w - L^-1 B^T m||^2 + const for B^T B = L L^T (V x k would cost seconds)
+            G = beta @ beta.T
+            G[np.diag_indices_from(G)] += 1e-12 * np.trace(G) / k
+            L = np.linalg.cholesky(G)
+            w, _ = nnls(L.T, np.linalg.solve(L, beta @ (m1 / m1.sum())))
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
             logger.info("prior by least squares failed (%s); using the tensor eigenvalues", exc)
             w = None
     if w is None or not np.isfinite(w).all() or w.sum() <= 0:
