@@ -43,8 +43,9 @@ test: $(VENV)/.test
 bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks $(ARGS)
 
+# NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner (not a build warning).
 docs: $(VENV)/.docs
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) site tensornet-report .pytest_cache
