@@ -175,8 +175,9 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Word co-occurrences of real text have no clear spectral gap, so the
         basis keeps improving: on the news articles ``n_power_iter=3`` raised
         the NPMI of the topics by about 0.015 at k = 20 and 50 (mean of two
-        seeds) for one more pass; the default stays at 2 because that pass
-        would take the 1,000,000-document scale run past its 5-minute budget.
+        seeds) for one more pass; the default stays at 2 because the
+        1,000,000-document scale run used 259 s of its 300 s budget with 5
+        passes, and a sixth would likely exceed it (not measured).
     batch_size : int or None, default None
         Documents per batch when reading the counts; ``None`` picks it so a
         batch needs about 64 MB.
