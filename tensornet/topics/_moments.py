@@ -259,10 +259,11 @@ def range_basis(C: CountMatrix, m: int, n_power_iter: int, batch_size: int,
     """Orthonormal basis (on the backend) of the dominant range of the implicit E2.
 
     Randomized subspace iteration (Halko, Martinsson & Tropp 2011, Alg. 4.4)
-    with ``m`` columns: ``Y = E2 Q`` starting from an orthonormalised
-    Gaussian ``Q`` (drawn on the host, so the basis does not depend on the
-    backend), re-orthonormalising between the ``1 + n_power_iter`` products
-    (one pass over the documents each). The products run in single
+    with ``m`` columns: ``Y = E2 Q`` starting from a Gaussian ``Q`` (drawn
+    on the host, so the basis does not depend on the backend; well
+    conditioned as it is), re-orthonormalising between the ``1 +
+    n_power_iter`` products by one CholeskyQR step (one pass over the
+    documents each). The products run in single
     precision (about three times faster for sparse data): the basis only has
     to span the dominant range, and rounding at 1e-7 is far below the
     sampling noise of the moments, which are then accumulated in double
