@@ -22,15 +22,15 @@ import itertools
 import logging
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import opt_einsum
 from opt_einsum import paths as _oe_paths
 
 from ._backend import array_backend, backend_name, ops_for
 
-__all__ = ["contract", "contract_plan", "ContractionPlan", "multilinear", "plan_cache_info",
-           "clear_plan_cache", "OPTIMIZE_OPTIONS"]
+__all__ = ["contract", "contract_plan", "ContractionPlan", "PlanProgram", "MatmulStep",
+           "EinsumStep", "multilinear", "plan_cache_info", "clear_plan_cache", "OPTIMIZE_OPTIONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,60 @@ _SHORT_RUN_PENALTY = 32.0
 
 def _prod(xs) -> int:
     return math.prod(xs) if xs else 1
+
+
+# --------------------------------------------------------------------------- public view
+class MatmulStep(NamedTuple):
+    """One pairwise step of a :class:`PlanProgram`: a (batched) matrix product.
+
+    Pop operand ``i`` (``a``), then operand ``j`` (``b``) from the working
+    list (``i > j``). Sum each over the axes ``a_sum`` / ``b_sum`` (or
+    None), permute it by ``a_perm`` / ``b_perm`` (or None) and reshape it to
+    ``a_shape`` / ``b_shape``; transpose the last two axes where ``a_t`` /
+    ``b_t``; multiply ``a @ b`` (``b @ a`` when ``swap``) with the usual
+    broadcasting of leading axes; reshape the product to ``out_shape`` and
+    append it to the working list.
+    """
+
+    i: int
+    j: int
+    a_sum: tuple | None
+    b_sum: tuple | None
+    a_perm: tuple | None
+    b_perm: tuple | None
+    a_shape: tuple
+    b_shape: tuple
+    a_t: bool
+    b_t: bool
+    swap: bool
+    out_shape: tuple
+
+
+class EinsumStep(NamedTuple):
+    """A step of a :class:`PlanProgram` left to the library's einsum: pop the
+    operands at ``positions`` (in that order), apply ``equation``, append."""
+
+    positions: tuple
+    equation: str
+
+
+class PlanProgram(NamedTuple):
+    """The compiled steps of a :class:`ContractionPlan` (read-only, plain values).
+
+    Attributes
+    ----------
+    direct : bool
+        True when the whole contraction is one einsum call on the original
+        operands (one operand, or size-1 broadcasting); ``steps`` is then empty.
+    steps : tuple of MatmulStep or EinsumStep
+        Executed in order on a working list that starts as the operands.
+    final_perm : tuple of int or None
+        Permutation of the last remaining operand into the output order.
+    """
+
+    direct: bool
+    steps: tuple
+    final_perm: tuple | None
 
 
 # --------------------------------------------------------------------------- steps
@@ -108,16 +162,24 @@ def _copy_cost(labels: str, order: str, sizes: dict) -> float:
     return _labels_size(labels, sizes) * (1.0 + _SHORT_RUN_PENALTY / run)
 
 
-def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient: int):
+def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient, target=None,
+                  outer: bool = False):
     """Compile ``la, lb -> (kept labels)`` into a matrix-product step.
 
     Each operand is stored either as (batch, keep, contr) or as
     (batch, contr, keep); the product uses a transposed view where needed,
     which BLAS takes without a copy. ``orient`` chooses whether the result
     is labelled (batch, a_keep, b_keep) (``A @ B``) or (batch, b_keep,
-    a_keep) (``B @ A``); both cost the same here, and the caller picks the
-    one that saves copies later. Returns the step, its output labels and
-    the number of elements this step copies.
+    a_keep) (``B @ A``); ``None`` lets this step choose. Returns the step,
+    its output labels and the copy cost of this step.
+
+    With ``target`` (a rank per output label: how the consumer of the
+    result wants its labels ordered, see :func:`_layout_penalty`) the kept
+    labels of each operand may also be reordered, and the choice weighs
+    this step's copies against the copy the consumer would need. With
+    ``outer`` a leading run of one operand's kept labels may stay in front
+    as an outer (broadcast) batch of the product, so an operand laid out as
+    (kept, contracted, kept) is used without a copy.
     """
     step = _PairStep()
     # sum out indices private to one operand that are not kept
@@ -128,36 +190,102 @@ def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient: int):
     la = "".join(c for c in la if c not in a_priv)
     lb = "".join(c for c in lb if c not in b_priv)
 
-    a_keep = "".join(c for c in la if c not in lb)
-    b_keep = "".join(c for c in lb if c not in la)
+    a_keep0 = "".join(c for c in la if c not in lb)
+    b_keep0 = "".join(c for c in lb if c not in la)
+    orients = (0, 1) if orient is None else (orient,)
     best = None
     # shared labels (batch and contracted) ordered as in A or as in B
     for ref in (la, lb):
         batch = "".join(c for c in ref if c in la and c in lb and c in keep)
         contr = "".join(c for c in ref if c in la and c in lb and c not in keep)
-        for a_ck in (False, True):
-            a_order = batch + (contr + a_keep if a_ck else a_keep + contr)
-            for b_kc in (False, True):
-                b_order = batch + (b_keep + contr if b_kc else contr + b_keep)
-                cost = _copy_cost(la, a_order, sizes) + _copy_cost(lb, b_order, sizes)
-                if best is None or cost < best[0]:
-                    best = (cost, batch, contr, a_ck, b_kc, a_order, b_order)
-    cost, batch, contr, a_ck, b_kc, a_order, b_order = best
+        sides = [""]
+        if outer and not batch and contr:
+            sides += ["a", "b"]
+        for side in sides:
+            if side:
+                lab, kept = (la, a_keep0) if side == "a" else (lb, b_keep0)
+                g = ""
+                for c in lab:
+                    if c not in kept:
+                        break
+                    g += c
+                if not g or g == kept:
+                    continue
+            else:
+                g = ""
+            a_keep = "".join(c for c in a_keep0 if c not in g)
+            b_keep = "".join(c for c in b_keep0 if c not in g)
+            for ka in _keep_orders(a_keep, target):
+                for kb in _keep_orders(b_keep, target):
+                    for a_ck in (False, True):
+                        a_order = batch + (contr + ka if a_ck else ka + contr)
+                        if side == "a":
+                            a_order = g + a_order
+                        for b_kc in (False, True):
+                            b_order = batch + (kb + contr if b_kc else contr + kb)
+                            if side == "b":
+                                b_order = g + b_order
+                            cost = _copy_cost(la, a_order, sizes) + _copy_cost(lb, b_order, sizes)
+                            for o in orients:
+                                out = batch + g + (ka + kb if o == 0 else kb + ka)
+                                total = cost + _layout_penalty(out, target, sizes)
+                                if best is None or total < best[0]:
+                                    best = (total, cost, batch, contr, g, side, ka, kb, a_ck, b_kc,
+                                            a_order, b_order, o, out)
+    (_, cost, batch, contr, g, side, a_keep, b_keep, a_ck, b_kc, a_order, b_order, o,
+     out_labels) = best
     step.a_perm = None if a_order == la else tuple(la.index(c) for c in a_order)
     step.b_perm = None if b_order == lb else tuple(lb.index(c) for c in b_order)
     nb = [_labels_size(batch, sizes)] if batch else []
     nk_a, nk_b = _labels_size(a_keep, sizes), _labels_size(b_keep, sizes)
     nc = _labels_size(contr, sizes)
-    step.a_shape = tuple(nb + ([nc, nk_a] if a_ck else [nk_a, nc]))
-    step.b_shape = tuple(nb + ([nk_b, nc] if b_kc else [nc, nk_b]))
-    if orient == 0:  # (batch, a_keep, contr) @ (batch, contr, b_keep)
+    ng = [_labels_size(g, sizes)] if g else []
+    step.a_shape = tuple((ng if side == "a" else []) + nb + ([nc, nk_a] if a_ck else [nk_a, nc]))
+    step.b_shape = tuple((ng if side == "b" else []) + nb + ([nk_b, nc] if b_kc else [nc, nk_b]))
+    if o == 0:  # (batch, a_keep, contr) @ (batch, contr, b_keep)
         step.swap, step.a_t, step.b_t = False, a_ck, b_kc
-        out_labels = batch + a_keep + b_keep
     else:  # (batch, b_keep, contr) @ (batch, contr, a_keep)
         step.swap, step.a_t, step.b_t = True, not a_ck, not b_kc
-        out_labels = batch + b_keep + a_keep
     step.out_shape = tuple(sizes[c] for c in out_labels)
     return step, out_labels, cost
+
+
+def _keep_orders(kept: str, target):
+    """Orders worth trying for an operand's kept labels: as stored, and as the
+    consumer of the result wants them (``target``)."""
+    if target is None or len(kept) < 2:
+        return (kept,)
+    orders = [kept]
+    for key in target:
+        ranked = "".join(sorted(kept, key=key.__getitem__))
+        if ranked not in orders:
+            orders.append(ranked)
+    return orders
+
+
+def _layout_penalty(out: str, target, sizes) -> float:
+    """Estimated copy the consumer of ``out`` needs (0 when none).
+
+    ``target`` is a tuple of rank maps. The final step's is the position of
+    each label in the requested output (any other order costs the final
+    permutation). A consumer step's maps rank its batch labels (0),
+    contracted labels (1) and kept labels (2), in two orders; the consumer
+    reads ``out`` without a copy when its labels are batch labels first,
+    then contracted and kept labels in two blocks, or (without batch
+    labels) kept, contracted, kept.
+    """
+    if target is None:
+        return 0.0
+    if len(target) == 1:  # the final output order
+        order = "".join(sorted(out, key=target[0].__getitem__))
+        return _copy_cost(out, order, sizes)
+    fate = "".join("BCK"[target[0][c]] for c in out if target[0][c] >= 0)
+    stripped = fate.lstrip("B")
+    if "B" not in stripped:
+        blocks = [k for k, _ in itertools.groupby(stripped)]
+        if len(blocks) <= 2 or ("B" not in fate and blocks == ["K", "C", "K"]):
+            return 0.0
+    return _labels_size(out, sizes) * 2.0
 
 
 # --------------------------------------------------------------------------- plan
@@ -242,6 +370,13 @@ class ContractionPlan:
             cost += _copy_cost(final, output, self._sizes)
             if best is None or cost < best[0]:
                 best = (cost, steps, final)
+        # Also let every step reorder kept labels and keep outer batches,
+        # looking one step ahead; keep whichever program copies less.
+        targets = self._targets(inputs, output)
+        steps, final, cost = self._compile_with(inputs, output, None, targets)
+        cost += _copy_cost(final, output, self._sizes)
+        if cost < best[0]:
+            best = (cost, steps, final)
         self.copy_cost, steps, final = best
         if final != output:
             self._final_perm = tuple(final.index(c) for c in output)
@@ -252,7 +387,44 @@ class ContractionPlan:
         ) + (self._final_perm is not None) * _prod(self.output_shape)
         return steps
 
-    def _compile_with(self, inputs, output, orients):
+    def _targets(self, inputs, output):
+        """For every step, how its consumer wants the result's labels ranked."""
+        sets = [set(lab) for lab in inputs]
+        ids = list(range(len(inputs)))
+        produced = {}  # operand id -> step that made it
+        targets = [None] * len(self.path)
+        next_id = len(inputs)
+        for n, pos in enumerate(self.path):
+            pos = tuple(sorted(pos, reverse=True))
+            popped_ids = [ids.pop(p) for p in pos]
+            popped = [sets.pop(p) for p in pos]
+            keep = set(output).union(*sets)
+            for k, oid in enumerate(popped_ids):
+                if oid not in produced:
+                    continue
+                others = set().union(*(s for j, s in enumerate(popped) if j != k))
+                mine = popped[k]
+                rank = {}
+                for c in mine:
+                    if c not in keep and c not in others:
+                        rank[c] = -1  # summed away before the product
+                    elif c in others and c in keep:
+                        rank[c] = 0
+                    elif c in others:
+                        rank[c] = 1
+                    else:
+                        rank[c] = 2
+                swapped = {c: (3 - r if r > 0 else r) for c, r in rank.items()}
+                targets[produced[oid]] = (rank, swapped)
+            out = set().union(*popped) & keep
+            sets.append(out)
+            ids.append(next_id)
+            produced[next_id] = n
+            next_id += 1
+        targets[-1] = ({c: k for k, c in enumerate(output)},)
+        return targets
+
+    def _compile_with(self, inputs, output, orients, targets=None):
         labels = list(inputs)
         steps, total = [], 0
         for n, pos in enumerate(self.path):
@@ -261,8 +433,12 @@ class ContractionPlan:
             keep = set(output).union(*labels)
             repeated = any(len(set(lab)) != len(lab) for lab in popped)
             if len(pos) == 2 and not repeated:
-                step, out, cost = _compile_pair(popped[0], popped[1], keep, self._sizes,
-                                                orients[n])
+                if targets is None:
+                    step, out, cost = _compile_pair(popped[0], popped[1], keep, self._sizes,
+                                                    orients[n])
+                else:
+                    step, out, cost = _compile_pair(popped[0], popped[1], keep, self._sizes,
+                                                    None, targets[n], outer=True)
                 step.i, step.j = pos
                 total += cost
             else:
@@ -312,6 +488,31 @@ class ContractionPlan:
         return out
 
     # ------------------------------------------------------------------ info
+    @property
+    def program(self) -> PlanProgram:
+        """The compiled steps as plain values (:class:`PlanProgram`), for code that runs or
+        prices the plan itself (e.g. caches it as a constant for ``torch.compile``).
+
+        Examples
+        --------
+        >>> from tensornet import contract_plan
+        >>> prog = contract_plan("bi,ij,jk->bk", (32, 64), (64, 8), (8, 64)).program
+        >>> prog.direct, [type(step).__name__ for step in prog.steps]
+        (False, ['MatmulStep', 'MatmulStep'])
+        """
+        prog = self.__dict__.get("_program")
+        if prog is None:
+            steps = []
+            for s in self._steps:
+                if type(s) is _PairStep:
+                    steps.append(MatmulStep(s.i, s.j, s.a_sum, s.b_sum, s.a_perm, s.b_perm,
+                                            s.a_shape, s.b_shape, s.a_t, s.b_t, s.swap,
+                                            s.out_shape))
+                else:
+                    steps.append(EinsumStep(tuple(s.positions), s.equation))
+            prog = self._program = PlanProgram(self._direct, tuple(steps), self._final_perm)
+        return prog
+
     def __repr__(self):
         return (f"ContractionPlan({self.subscripts!r}, shapes={self.shapes}, "
                 f"flops={self.flops:,}, largest_intermediate={self.largest_intermediate:,}, "

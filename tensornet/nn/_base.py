@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..contraction import contract_plan
+from ..contraction import contract_plan, MatmulStep
 
 __all__ = ["RankDim", "FactorizedModule", "Cost", "balanced_factors",
            "resolve_feature_shapes", "COST_MODEL"]
@@ -305,16 +305,18 @@ def plan_program(subscripts: str, *shapes, device_type: str = "cpu", grad: bool 
     """
     plan = contract_plan(subscripts, *shapes, optimize=optimize)
     cost = Cost(device_type, grad)
-    # The compiled steps of a ContractionPlan are read here so that they can
-    # be cached as constants (torch.compile cannot trace plan building).
-    if plan._direct:
+    # The compiled steps of the ContractionPlan (its public ``program``) are
+    # copied into plain tuples so that they can be cached as constants
+    # (torch.compile cannot trace plan building).
+    program = plan.program
+    if program.direct:
         steps = (("einsum", tuple(range(len(shapes))), plan.subscripts),)
         cost.elementwise(math.prod(plan.output_shape), sum(math.prod(s) for s in shapes),
                          flops=plan.flops)
         return (steps, None), cost
     steps = []
-    for s in plan._steps:
-        if hasattr(s, "a_shape"):
+    for s in program.steps:
+        if isinstance(s, MatmulStep):
             steps.append(("pair", s.i, s.j, s.a_sum, s.b_sum, s.a_perm, s.b_perm,
                           s.a_shape, s.b_shape, s.a_t, s.b_t, s.swap, s.out_shape))
             ra, ca = s.a_shape[-2:]
@@ -323,9 +325,12 @@ def plan_program(subscripts: str, *shapes, device_type: str = "cpu", grad: bool 
                 ra, ca = ca, ra
             if s.b_t:
                 rb, cb = cb, rb
-            batch = math.prod(s.a_shape[:-2])
             m, k, n = (rb, cb, ca) if s.swap else (ra, ca, cb)
-            cost.gemm(m, k, n, batch=batch, calls=4)
+            na, nb = math.prod(s.a_shape[:-2]), math.prod(s.b_shape[:-2])
+            if na == nb:
+                cost.gemm(m, k, n, batch=na, calls=4)
+            else:
+                _broadcast_gemm_cost(cost, s, m, k, n, max(na, nb))
             for perm, shp in ((s.a_perm, s.a_shape), (s.b_perm, s.b_shape)):
                 if perm is not None:
                     cost.copy(math.prod(shp))
@@ -335,11 +340,35 @@ def plan_program(subscripts: str, *shapes, device_type: str = "cpu", grad: bool 
         else:
             steps.append(("einsum", tuple(s.positions), s.equation))
             cost.elementwise(0, 0, calls=3)
-    final = plan._final_perm
+    final = program.final_perm
     if final is not None:
         cost.copy(math.prod(plan.output_shape))
     cost.flops = plan.flops
     return (tuple(steps), final), cost
+
+
+def _broadcast_gemm_cost(cost: Cost, s, m: int, k: int, n: int, batch: int) -> None:
+    """Cost of a pair step whose outer batch sits on one operand only (the other is shared).
+
+    ``torch.matmul`` folds the batched operand into one matrix and makes a
+    single GEMM. When the batched operand is the left one, stored as
+    ``(batch, m, k)`` rows, the fold is free. Otherwise (a transposed view on
+    the left, or the batched operand on the right: ``W @ X``) it copies the
+    batched operand into the folded layout, and for ``W @ X`` also copies the
+    product back into ``(batch, m, n)`` order.
+    """
+    left_batched = (math.prod(s.b_shape[:-2]) if s.swap else math.prod(s.a_shape[:-2])) > 1
+    left_t = s.b_t if s.swap else s.a_t
+    right_t = s.a_t if s.swap else s.b_t
+    if left_batched:
+        cost.gemm(batch * m, k, n, calls=4)
+        if left_t:
+            cost.copy(batch * m * k)
+    else:
+        cost.gemm(batch * n, k, m, calls=4)
+        if not right_t:
+            cost.copy(batch * k * n)
+        cost.copy(batch * m * n)
 
 
 def run_steps(program, operands):
