@@ -5,12 +5,17 @@ subcommand (and per action of a subcommand that has actions, such as
 ``topics fit``), each with the subcommand's ``--help`` text exactly as the
 command prints it at 88 columns. A subcommand added to the CLI shows up
 here without editing the page.
+
+The docstrings use Sphinx roles (``:func:`name```), which Markdown renders
+as ``:func:`` followed by code; ``on_page_content`` drops the role and the
+``~`` shortening prefix so that only the name is shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 
 MARKER = "<!-- tensornet-help -->"
 WIDTH = "88"
@@ -54,6 +59,14 @@ def cli_reference() -> str:
     for name, help_, sub in _subparsers(parser):
         out += _section(f"tensornet {name}", help_, sub, 3)
     return "\n".join(out)
+
+
+ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|obj|exc|const):(?=<code>)")
+TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)</code>")
+
+
+def on_page_content(html, page, config, files, **kwargs):
+    return TILDE.sub(r"<code>\1</code>", ROLE.sub("", html))
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
