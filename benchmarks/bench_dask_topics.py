@@ -21,9 +21,9 @@ topics and priors, and the recovery error of the planted topics.
 The issue asks for a corpus larger than this machine's memory (24 GB):
 20,000,000 documents of this kind hold about 2e9 non-zeros, 15 GB as the
 int32 CSR files store them and 22 GB as a float64 CSR. Generating and
-fitting that takes about an hour on this shared 2-core machine, so the
-measured run is 4,000,000 documents (the largest that fits in about 20
-minutes with the in-memory comparison); the Dask fit is repeated on the
+fitting that takes about an hour on this shared 2-core machine (where
+benchmarks take turns), so the measured run is 2,000,000 documents (about
+8 minutes with the in-memory comparison); the Dask fit is repeated on the
 first quarter of the chunks to check whether worker memory grows with
 the number of documents, and the time for 20,000,000 is **extrapolated**
 linearly (every pass is O(nnz)). The chunk files stay in the page cache at
@@ -57,7 +57,7 @@ def _config(args):
     if args.quick:
         return {"n_docs": args.docs or 100_000, "n_words": 5_000, "n_topics": 20,
                 "chunk": 25_000, "doc_length": 100, "alpha": 0.1, "seed": 0}
-    return {"n_docs": args.docs or 4_000_000, "n_words": 50_000, "n_topics": 20,
+    return {"n_docs": args.docs or 2_000_000, "n_words": 50_000, "n_topics": 20,
             "chunk": 100_000, "doc_length": 100, "alpha": 0.1, "seed": 0}
 
 
@@ -274,7 +274,7 @@ def markdown(payload) -> str:
 
 def main(argv=None):
     def extra(p):
-        p.add_argument("--docs", type=int, default=None, help="documents (default 4,000,000; "
+        p.add_argument("--docs", type=int, default=None, help="documents (default 2,000,000; "
                        "quick 100,000)")
         p.add_argument("--data-dir", default=None, help="where the chunk files go (reused)")
         p.add_argument("--no-keep", action="store_true", help="delete the chunk files after")
