@@ -3,6 +3,8 @@
 Cases (all with bias, float32):
 
 * ``Linear 1024x1024``, modes ``(16, 8, 8)`` for input and output;
+* ``Linear 1024x1024``, modes ``(4, 8, 8, 4)``, TT at rank 8 and at the
+  uneven ranks ``(1, 3, 7, 2, 1)`` a rank-pruned (Bregman) layer ends with;
 * ``Linear 4096x4096``, modes ``(16, 16, 16)``;
 * ``Conv 3x3 256->256`` on 32x32 maps, padding 1;
 
@@ -54,6 +56,7 @@ def _extra(p):
 # ----------------------------------------------------------------------------- cases
 def cases(quick: bool):
     lin1k = dict(kind="linear", n=1024, shape=(16, 8, 8))
+    lin1k4 = dict(kind="linear", n=1024, shape=(4, 8, 8, 4), label="(4,8,8,4)")
     lin4k = dict(kind="linear", n=4096, shape=(16, 16, 16))
     conv = dict(kind="conv", c=256, k=3, hw=32)
     out = [
@@ -62,6 +65,8 @@ def cases(quick: bool):
     if not quick:
         out += [
             (lin1k, "tt", 16), (lin1k, "cp", 0.1), (lin1k, "tucker", 8),
+            # a TT layer before and after (Bregman) rank pruning to uneven ranks
+            (lin1k4, "tt", 8), (lin1k4, "tt", (1, 3, 7, 2, 1)),
             (lin4k, "tt", 4), (lin4k, "tt", 16), (lin4k, "cp", 256), (lin4k, "tucker", 8),
             (conv, "cp", 64), (conv, "tucker", (64, 64)), (conv, "tt", (32, 32, 32)),
         ]
@@ -70,7 +75,7 @@ def cases(quick: bool):
 
 def case_name(cfg):
     if cfg["kind"] == "linear":
-        return f"Linear {cfg['n']}x{cfg['n']}"
+        return f"Linear {cfg['n']}x{cfg['n']}" + (f" {cfg['label']}" if "label" in cfg else "")
     return f"Conv {cfg['k']}x{cfg['k']} {cfg['c']}->{cfg['c']} @{cfg['hw']}x{cfg['hw']}"
 
 
@@ -262,7 +267,7 @@ def targets(an):
     t4 = [a for a in an if a["vs_tl_fb"] is not None]
     t4b = [a for a in t4 if (a["case"].startswith("Linear 1024") and a["batch"] in (1, 32))
            or (a["factorization"] == "tt" and a["case"].startswith("Linear")
-               and a["rank"][1] <= 4)]
+               and max(a["rank"]) <= 4)]
 
     def worst(rows, key):
         return min(rows, key=lambda a: a[key]) if rows else None
