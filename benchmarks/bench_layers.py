@@ -51,6 +51,11 @@ def _extra(p):
     p.add_argument("--no-tltorch", action="store_true", help="skip tensorly-torch")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the README section from the saved JSON")
+    p.add_argument("--kinds", default="linear,conv",
+                   help="comma-separated layer kinds to time (linear, conv)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the saved rows of the kinds not timed in this run (each row "
+                        "records the commit it was measured at)")
 
 
 # ----------------------------------------------------------------------------- cases
@@ -308,7 +313,16 @@ def readme(an, tg, info, args):
              "(> 1: tensornet faster); tltorch is the faster of its two implementations. "
              "FLOPs ÷: dense FLOPs over those of the path tensornet runs (in brackets: over "
              "the fewest any of its paths needs). FLOP rate: tensornet's FLOPs per forward "
-             "second as a share of the dense layer's.", ""]
+             "second as a share of the dense layer's."]
+    by_commit = {}
+    for a in an:
+        kind = "convolution" if a["case"].startswith("Conv") else "linear"
+        by_commit.setdefault(a.get("commit") or "?", set()).add(kind)
+    if len(by_commit) > 1:
+        lines[-1] += " Rows measured in separate runs (each row's contenders alternate within " \
+            "its run): " + "; ".join(f"{', '.join(sorted(v))} at commit `{k}`"
+                                      for k, v in by_commit.items()) + "."
+    lines.append("")
     header = ["layer", "fact.", "rank", "params ÷", "FLOPs ÷ (min)", "batch", "path",
               "dense fwd+bwd", "tensornet fwd+bwd", "× dense", "tltorch fwd+bwd", "× tltorch",
               "fwd × dense", "fwd × tltorch", "FLOP rate"]
@@ -345,6 +359,16 @@ def readme(an, tg, info, args):
         lines.append(f"- `{k}`: {v['met']}/{v['n']}"
                      + (f" — worst {v['worst']}" if v["worst"] else ""))
     return "\n".join(lines)
+
+
+def _commit():
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _rank_str(r):
@@ -384,10 +408,33 @@ def main(argv=None):
             print("tensorly-torch is not installed; running without it")
             use_tl = False
     batches = (1, 32) if args.quick else (1, 32, 256)
+    kinds = {k.strip() for k in args.kinds.split(",") if k.strip()}
+    if not kinds <= {"linear", "conv"}:
+        raise SystemExit(f"--kinds must name linear and/or conv; got {args.kinds!r}")
+    commit = _commit()
     rows = []
     t0 = time.time()
     for cfg, fac, rank in cases(args.quick):
-        rows += run_case(cfg, fac, rank, batches, args, use_tl)
+        if cfg["kind"] in kinds:
+            rows += [dict(r, commit=commit) for r in
+                     run_case(cfg, fac, rank, batches, args, use_tl)]
+    if args.merge:
+        import json
+
+        from ._harness import RESULTS
+
+        suffix = ("-quick" if args.quick else "") + \
+            ("" if args.device == "cpu" else "-" + args.device.replace(":", ""))
+        old_path = RESULTS / f"{NAME}{suffix}.json"
+        if old_path.exists():
+            kept = [r for r in json.loads(old_path.read_text())["rows"]
+                    if ("Conv" if r["case"].startswith("Conv") else "Linear").lower()
+                    not in kinds]
+            keep_keys = {k for k in rows[0]} if rows else None
+            kept = [{k: v for k, v in r.items() if keep_keys is None or k in keep_keys
+                     or k == "commit"} for r in kept]
+            rows = [r for r in rows if r["case"].startswith("Linear")] + kept + \
+                [r for r in rows if r["case"].startswith("Conv")]
     an = analyse(rows)
     tg = targets(an)
     info = machine(args.device, args.threads)
