@@ -163,13 +163,15 @@ class CPLinear(_FactorizedLinear):
                 flops = full[0][ik].flops + full[1][ok].flops
                 cost = C().add(now[0][ik]).add(now[1][ok]).call(2)
                 cands.append((("cp", flops, two_d, ik, ok), cost, "factorized"))
+        # the rebuilt weight; without autograd it is kept between calls (one GEMM per call)
         c = C()
         if not cached:
             khatri_rao_cost(c, in_shape, R)
             khatri_rao_cost(c, out_shape, R)
-        c.gemm(M, R, N).gemm(B, N, M, calls=2)
-        flops = c.flops if not cached else khatri_rao_cost(khatri_rao_cost(
-            C(), in_shape, R), out_shape, R).flops + c.flops
+            c.gemm(M, R, N)
+        c.gemm(B, N, M, calls=2)
+        flops = khatri_rao_cost(khatri_rao_cost(Cost(dev), in_shape, R), out_shape, R) \
+            .gemm(M, R, N).gemm(B, N, M).flops
         cands.append((("cp_dense", flops, two_d), c, "dense"))
         return cands
 
@@ -180,8 +182,7 @@ class CPLinear(_FactorizedLinear):
         p, R = len(self.out_shape), self.rank[0]
         store = self._store(fs)
         if prog[0] == "cp_dense":
-            w = self._get(store, "kr_out", lambda: khatri_rao(fs[:p])) \
-                @ self._get(store, "kr_in", lambda: khatri_rao(fs[p:])).T
+            w = self._get(store, "w", lambda: khatri_rao(fs[:p]) @ khatri_rao(fs[p:]).T)
             return self._finish(nn.functional.linear(x2, w, bias), x, prog[2])
         _, _, two_d, in_mode, out_mode = prog
         if in_mode == "kr":

@@ -162,9 +162,12 @@ class TTLinear(_FactorizedLinear):
             merge_flops = TTLinear._merge_cost(Cost(dev), groups, in_shape, out_shape,
                                                ranks).flops
             if len(groups) == 1:  # every core merged: the dense weight, then one GEMM
-                c = TTLinear._merge_cost(C(), groups, in_shape, out_shape, ranks)
-                c.copy(M * N).gemm(B, N, M, calls=2)
-                cands.append((("tt_dense", c.flops, two_d, groups), c, "dense"))
+                # (without autograd the weight is kept between calls)
+                c = C() if cached else \
+                    TTLinear._merge_cost(C(), groups, in_shape, out_shape, ranks).copy(M * N)
+                c.gemm(B, N, M, calls=2)
+                cands.append((("tt_dense", merge_flops + 2 * B * N * M, two_d, groups), c,
+                               "dense"))
                 continue
             for direction in ("right", "left"):
                 c = C().add(merge)
@@ -281,7 +284,9 @@ class TTLinear(_FactorizedLinear):
             if bias is not None:
                 y = add_bias(y, bias)
         else:
-            w = self._merge(self._list("cores")).reshape(self.out_features, self.in_features)
+            cores = self._list("cores")
+            w = self._get(self._store(cores), "w", lambda: self._merge(cores).reshape(
+                self.out_features, self.in_features))
             x2 = x if two_d else x.reshape(-1, self.in_features)
             y = nn.functional.linear(x2, w, bias)
         return self._finish(y, x, two_d)

@@ -103,3 +103,26 @@ def test_prune_ranks_replaces_layer_and_its_plan():
     assert _program_for(new.spec, (32, 1024)) != _program_for(layer.spec, (32, 1024))
     torch.testing.assert_close(model(x), before, rtol=1e-4, atol=1e-5)
     assert math.prod(new.rank) < math.prod(layer.rank)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("tensornet.nn", fromlist=["CPLinear"]).CPLinear(
+        256, 256, 0.5, in_shape=(16, 16), out_shape=(16, 16)),
+    lambda: TTLinear(256, 256, 16, in_shape=(16, 16), out_shape=(16, 16),
+                     implementation="dense"),
+])
+def test_rebuilt_weight_is_kept_without_autograd_and_follows_updates(make):
+    torch.manual_seed(0)
+    layer = make()
+    x = torch.randn(4, 256)
+    assert layer.path(x.shape, grad=False) in ("cp_dense", "tt_dense")
+    with torch.no_grad():
+        y1 = layer(x)
+        assert "w" in layer._products                  # kept for the next call
+        torch.testing.assert_close(layer(x), y1)
+        torch.testing.assert_close(y1, layer.to_dense()(x), rtol=1e-4, atol=1e-5)
+        next(layer.parameters()).mul_(2.0)             # in-place update: rebuilt
+        torch.testing.assert_close(layer(x), layer.to_dense()(x), rtol=1e-4, atol=1e-5)
+    # with autograd the weight is rebuilt from the factors (gradients reach them)
+    layer(x).sum().backward()
+    assert all(p.grad is not None for p in layer.parameters())
