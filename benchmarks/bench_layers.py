@@ -314,6 +314,11 @@ def readme(an, tg, info, args):
              "FLOPs ÷: dense FLOPs over those of the path tensornet runs (in brackets: over "
              "the fewest any of its paths needs). FLOP rate: tensornet's FLOPs per forward "
              "second as a share of the dense layer's."]
+    load = info.get("load_average_1min")
+    if load:
+        lines[-1] += (f" The machine (2 cores) was shared: 1-minute load average {load['start']} "
+                      f"at the start of the run, {load['end']} at the end; single timings vary "
+                      "widely (see the min–max ranges), so read the ratios of medians.")
     by_commit = {}
     for a in an:
         kind = "convolution" if a["case"].startswith("Conv") else "linear"
@@ -359,6 +364,15 @@ def readme(an, tg, info, args):
         lines.append(f"- `{k}`: {v['met']}/{v['n']}"
                      + (f" — worst {v['worst']}" if v["worst"] else ""))
     return "\n".join(lines)
+
+
+def _load():
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _commit():
@@ -414,6 +428,7 @@ def main(argv=None):
     commit = _commit()
     rows = []
     t0 = time.time()
+    load0 = _load()
     for cfg, fac, rank in cases(args.quick):
         if cfg["kind"] in kinds:
             rows += [dict(r, commit=commit) for r in
@@ -440,7 +455,9 @@ def main(argv=None):
     info = machine(args.device, args.threads)
     payload = {"machine": info, "settings": {"quick": args.quick, "repeat": args.repeat,
                                              "threads": args.threads, "batches": batches},
-               "rows": an, "targets": tg, "seconds": time.time() - t0}
+               "rows": an, "targets": tg, "seconds": time.time() - t0,
+               "load_average_1min": {"start": load0, "end": _load()}}
+    info["load_average_1min"] = payload["load_average_1min"]  # (payload["machine"] too)
     path = write_results(NAME + ("-quick" if args.quick else ""), payload, args.device)
     print(f"wrote {path}")
     for k, v in tg.items():
