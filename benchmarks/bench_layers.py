@@ -308,7 +308,7 @@ def readme(an, tg, info, args):
     lines = [f"### Tensorized layers (`bench_layers`{', quick' if args.quick else ''})", "",
              f"{info['cpu']}, {args.threads} threads, device {args.device}, torch "
              f"{info['versions']['torch']}, tensorly-torch {info['versions']['tensorly-torch']}; "
-             f"medians of {args.repeat} alternating repetitions (min–max in "
+             f"medians of {_reps(an)} alternating repetitions (min–max in "
              f"`results/{NAME}.json`). Speed-ups are dense / tensornet and tltorch / tensornet "
              "(> 1: tensornet faster); tltorch is the faster of its two implementations. "
              "FLOPs ÷: dense FLOPs over those of the path tensornet runs (in brackets: over "
@@ -364,6 +364,11 @@ def readme(an, tg, info, args):
         lines.append(f"- `{k}`: {v['met']}/{v['n']}"
                      + (f" — worst {v['worst']}" if v["worst"] else ""))
     return "\n".join(lines)
+
+
+def _reps(an):
+    counts = sorted({len(a["fwdbwd"]["dense"]) for a in an})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
 
 def _load():
