@@ -48,8 +48,8 @@ MODELS = {
     "mlp-269k": (784, 256, 256, 10),        # the MNIST MLP
     "mlp-5.8M": (784, 2048, 2048, 10),      # a wider one, where bytes matter more
 }
-GRID = {"sgd": (0.02, 0.05, 0.1, 0.2), "signum": (3e-4, 1e-3, 3e-3),
-        "signsgd": (1e-4, 3e-4, 1e-3)}
+GRID = {"sgd": (0.02, 0.05, 0.1, 0.2, 0.4), "signum": (3e-4, 1e-3, 3e-3),
+        "signsgd": (1e-4, 3e-4, 1e-3, 3e-3)}
 QUICK_LR = {"sgd": 0.05, "signum": 1e-3, "signsgd": 3e-4}
 LABEL = {"sgd": "DDP-SGD (fp32 all-reduce, momentum 0.9)",
          "signum": "Signum-MV (1-bit majority vote, momentum 0.9)",
