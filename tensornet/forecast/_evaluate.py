@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import check_int
 from ._base import BaseForecaster, clone
 from ._data import as_series
-from ._intervals import check_coverage
+from ._intervals import AdaptiveConformal, adaptive_intervals, check_coverage
 
 __all__ = ["evaluate", "EvaluationResult", "rmse", "mae"]
 
@@ -54,6 +54,11 @@ class EvaluationResult:
         scale), ``"coverage_by_lead"`` and ``"width_by_lead"`` (ndarray of
         shape (max_h,)), and the bounds ``"lower"`` / ``"upper"`` (shaped like
         ``forecasts``).
+    adaptive_intervals : dict float -> dict
+        With ``adaptive=...`` as well: the same entries for the intervals of
+        adaptive conformal inference (:class:`AdaptiveConformal`) started
+        from the same calibration residuals and fed, before each origin, the
+        truths observed by then.
     """
 
     horizons: list
@@ -67,6 +72,7 @@ class EvaluationResult:
     n_train: int = 0
     forecaster: Optional[BaseForecaster] = field(default=None, repr=False)
     intervals: dict = field(default_factory=dict, repr=False)
+    adaptive_intervals: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         """Plain numbers (JSON-ready)."""
@@ -82,11 +88,18 @@ class EvaluationResult:
                            "coverage_by_lead": [float(v) for v in d["coverage_by_lead"]],
                            "width_by_lead": [float(v) for v in d["width_by_lead"]]}
                 for c, d in self.intervals.items()}
+        if self.adaptive_intervals:
+            out["adaptive_intervals"] = {
+                float(c): {"coverage": float(d["coverage"]), "width": float(d["width"]),
+                           "coverage_by_lead": [float(v) for v in d["coverage_by_lead"]],
+                           "width_by_lead": [float(v) for v in d["width_by_lead"]]}
+                for c, d in self.adaptive_intervals.items()}
         return out
 
 
 def evaluate(forecaster, y, X=None, horizons=None, split=0.2, stride: int = 1,
-             validation=0.2, coverage=None, calibration=None) -> EvaluationResult:
+             validation=0.2, coverage=None, calibration=None,
+             adaptive=None) -> EvaluationResult:
     """Rolling-origin evaluation: fit on the head of ``y``, forecast along its tail.
 
     A clone of ``forecaster`` is fitted on ``y[:n_train]`` only (its scalers
@@ -117,6 +130,15 @@ def evaluate(forecaster, y, X=None, horizons=None, split=0.2, stride: int = 1,
         Passed to ``fit`` when given (default: the forecaster's own default,
         ``'validation'`` for the neural models, the last 20 % of the training
         part for seasonal naive).
+    adaptive : bool or dict, optional
+        With ``coverage``: also measure online intervals of adaptive conformal
+        inference (``result.adaptive_intervals``). ``True`` uses the defaults
+        of :class:`AdaptiveConformal`; a dict passes ``gamma`` and / or
+        ``window``. They start from the same calibration residuals; before
+        each origin ``t`` they are fed every truth ``y[s]`` with ``s < t`` of
+        the earlier origins' forecasts (step ``j`` of origin ``o`` once ``o +
+        j < t``), never a truth at or after ``t``. Split conformal
+        (``result.intervals``) is unchanged.
 
     Returns
     -------
@@ -169,6 +191,23 @@ def evaluate(forecaster, y, X=None, horizons=None, split=0.2, stride: int = 1,
         coverages = [check_coverage(c) for c in coverage]
     else:
         coverages = [check_coverage(coverage)]
+    if adaptive is None or adaptive is False:
+        aci_kw = None
+    elif adaptive is True:
+        aci_kw = {}
+    elif isinstance(adaptive, dict):
+        unknown = set(adaptive) - {"gamma", "window"}
+        if unknown:
+            raise ValueError(f"adaptive must be True or a dict with keys 'gamma' and / or "
+                             f"'window'; got the keys {sorted(adaptive)}")
+        aci_kw = dict(adaptive)
+        # check the settings before fitting
+        AdaptiveConformal(np.zeros((1, 1)), coverage=0.5, **aci_kw)
+    else:
+        raise TypeError(f"adaptive must be None, a bool or a dict of AdaptiveConformal settings "
+                        f"(gamma, window); got {type(adaptive).__name__}")
+    if aci_kw is not None and not coverages:
+        raise ValueError("adaptive intervals need coverage (e.g. coverage=0.9)")
     if coverages and max_h > forecaster.horizon:
         raise ValueError(f"prediction intervals are calibrated for the forecaster's horizon "
                          f"({forecaster.horizon} steps); with coverage, horizons must not exceed "
@@ -208,6 +247,17 @@ def evaluate(forecaster, y, X=None, horizons=None, split=0.2, stride: int = 1,
                         "coverage_by_lead": inside.mean(axis=(0, 2)),
                         "width_by_lead": width.mean(axis=(0, 2)), "lower": lower,
                         "upper": upper}
+    adaptive_out = {}
+    for c in (coverages if aci_kw is not None else []):
+        q = adaptive_intervals(pred, truth, origins, model.calibration_residuals_[:, :max_h],
+                               coverage=c, **aci_kw)
+        lower, upper = pred - q, pred + q
+        inside = (truth >= lower) & (truth <= upper)
+        adaptive_out[c] = {"coverage": float(inside.mean()), "width": float((2 * q).mean()),
+                           "coverage_by_lead": inside.mean(axis=(0, 2)),
+                           "width_by_lead": (2 * q).mean(axis=(0, 2)), "lower": lower,
+                           "upper": upper}
     return EvaluationResult(horizons=horizons, rmse=rm, mae=ma, rmse_by_lead=rmse_lead,
                             mae_by_lead=mae_lead, origins=origins, forecasts=pred, truth=truth,
-                            n_train=n_train, forecaster=model, intervals=intervals)
+                            n_train=n_train, forecaster=model, intervals=intervals,
+                            adaptive_intervals=adaptive_out)

@@ -8,10 +8,12 @@ import torch
 from scipy.stats import norm
 
 from tensornet.forecast import (
+    AdaptiveConformal,
     LinearForecaster,
     LSTMForecaster,
     SeasonalNaive,
     TTLSTMForecaster,
+    adaptive_intervals,
     conformal_quantile,
     coverage_and_width,
     evaluate,
@@ -232,3 +234,134 @@ def test_bad_coverage_and_calibration():
         lin.fit(y, calibration=3)
     with pytest.raises(ValueError, match="calibration must be"):
         lin.fit(y, calibration=1.5)
+
+
+# --------------------------------------------------------------------------- adaptive (online)
+def _shifted(n, seed, season=12):
+    """Seasonal series whose noise sd doubles half way (the test tail is noisier)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    sd = np.where(t < n // 2, 0.5, 1.0)
+    return 5 + 2 * np.sin(2 * np.pi * t / season) + rng.normal(0, 1, n) * sd
+
+
+def test_adaptive_reaches_nominal_coverage_where_split_conformal_under_covers():
+    y = _shifted(1600, 0)
+    res = evaluate(SeasonalNaive(season=12, horizon=4), y, split=0.5, stride=1,
+                   coverage=[0.8, 0.9], adaptive=True)
+    for c in (0.8, 0.9):
+        split, ada = res.intervals[c], res.adaptive_intervals[c]
+        # the calibration residuals come from the quiet half: split conformal under-covers
+        assert split["coverage"] < c - 0.25
+        assert abs(ada["coverage"] - c) <= 0.03
+        assert ada["width"] > 1.5 * split["width"]
+        assert ada["coverage_by_lead"].shape == (4,)
+        inside = (res.truth >= ada["lower"]) & (res.truth <= ada["upper"])
+        assert ada["coverage"] == pytest.approx(inside.mean())
+    js = res.to_dict()
+    assert set(js["adaptive_intervals"]) == {0.8, 0.9}
+    # split conformal is unchanged by asking for the adaptive intervals too, and off by default
+    plain = evaluate(SeasonalNaive(season=12, horizon=4), y, split=0.5, coverage=[0.8, 0.9])
+    assert plain.adaptive_intervals == {} and "adaptive_intervals" not in plain.to_dict()
+    np.testing.assert_array_equal(plain.intervals[0.9]["upper"], res.intervals[0.9]["upper"])
+
+
+def test_adaptive_conformal_tracks_the_miss_rate_online():
+    rng = np.random.default_rng(1)
+    aci = AdaptiveConformal(np.abs(rng.normal(size=(300, 2))), coverage=0.9, gamma=0.05)
+    assert aci.halfwidth().shape == (2, 1)
+    q_start = aci.halfwidth()[1, 0]
+    np.testing.assert_allclose(q_start, conformal_quantile(aci._cal[:, 1, 0], 0.9))
+    T = 3000
+    for e in np.abs(rng.normal(0, 2, T)):            # step 1 only, errors twice as large
+        aci.update(1, e)
+    assert aci.n_updates_[1, 0] == T and aci.n_updates_[0, 0] == 0
+    # Gibbs & Candes: |miss rate - alpha| <= (max(alpha_1, 1 - alpha_1) + gamma) / (gamma T)
+    assert abs(aci.n_misses_[1, 0] / T - 0.1) <= (0.9 + 0.05) / (0.05 * T)
+    assert aci.halfwidth()[1, 0] == pytest.approx(2 * norm.ppf(0.95), rel=0.15)
+    assert aci.halfwidth()[0, 0] < q_start * 1.2           # step 0 saw nothing new
+    assert np.all(aci.alpha_ >= -0.05) and np.all(aci.alpha_ <= 1.05)
+
+
+def test_adaptive_window_keeps_the_latest_scores():
+    aci = AdaptiveConformal(np.ones((50, 1)), coverage=0.5, gamma=0.01, window=4)
+    assert aci.halfwidth()[0, 0] == 1.0
+    for e in (10.0, 20.0, 30.0, 40.0):
+        aci.update(0, e)
+    # only the four observed scores remain: the ceil(5 * ~0.5)-th smallest of 10..40
+    assert aci.halfwidth()[0, 0] in (20.0, 30.0, 40.0)
+    aci.update(0, 50.0)
+    assert aci._pool(0).ravel().tolist() == [20.0, 30.0, 40.0, 50.0]
+
+
+def test_adaptive_intervals_use_no_future_truth():
+    """Step j of the forecast from origin o is known at o + j: it may change the
+    half-widths issued from o + j + 1 on, never earlier ones."""
+    rng = np.random.default_rng(2)
+    n, H = 40, 5
+    origins = np.arange(100, 100 + n)
+    pred = rng.normal(size=(n, H, 1))
+    truth = pred + rng.normal(size=(n, H, 1))
+    cal = np.abs(rng.normal(size=(30, H, 1)))
+    q = adaptive_intervals(pred, truth, origins, cal, coverage=0.8, gamma=0.1)
+    m, j = 10, 4                                         # the truth y[origins[10] + 4]
+    bumped = truth.copy()
+    bumped[m, j] += 50.0                                 # a huge miss
+    q2 = adaptive_intervals(pred, bumped, origins, cal, coverage=0.8, gamma=0.1)
+    known = origins[m] + j                               # = origins[14]
+    before = origins <= known
+    np.testing.assert_array_equal(q2[before], q[before])
+    assert q2[np.argmax(origins == known + 1), j, 0] > q[np.argmax(origins == known + 1), j, 0]
+    # evaluate: a change of y at or after t cannot move the intervals of origins <= t
+    y = _shifted(900, 3)
+    y2 = y.copy()
+    t = 800
+    y2[t:] += np.linspace(0, 30, 900 - t)
+    kw = {"split": 200, "coverage": 0.9, "adaptive": {"gamma": 0.1}}
+    a = evaluate(SeasonalNaive(season=12, horizon=6), y, **kw)
+    b = evaluate(SeasonalNaive(season=12, horizon=6), y2, **kw)
+    width_a = a.adaptive_intervals[0.9]["upper"] - a.adaptive_intervals[0.9]["lower"]
+    width_b = b.adaptive_intervals[0.9]["upper"] - b.adaptive_intervals[0.9]["lower"]
+    early = a.origins <= t
+    np.testing.assert_array_equal(width_a[early], width_b[early])
+    assert not np.array_equal(width_a[~early], width_b[~early])
+
+
+def test_adaptive_bad_input():
+    cal = np.ones((20, 3))
+    for bad in (0.0, -0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="gamma must be a step size in \\(0, 1\\)"):
+            AdaptiveConformal(cal, gamma=bad)
+    for bad in (True, "0.05", None):
+        with pytest.raises(TypeError, match="gamma must be a positive step size"):
+            AdaptiveConformal(cal, gamma=bad)
+    for bad in (0.0, 1.0, 1.2):
+        with pytest.raises(ValueError, match="coverage must be a probability strictly between"):
+            AdaptiveConformal(cal, coverage=bad)
+    with pytest.raises(ValueError, match="window must be None or a positive"):
+        AdaptiveConformal(cal, window=0)
+    with pytest.raises(TypeError, match="window must be None or a positive"):
+        AdaptiveConformal(cal, window=2.5)
+    with pytest.raises(ValueError, match="residuals must have shape"):
+        AdaptiveConformal(np.ones(5))
+    with pytest.raises(ValueError, match="non-negative"):
+        AdaptiveConformal(-cal)
+    aci = AdaptiveConformal(cal)
+    with pytest.raises(ValueError, match="step must be an integer in \\[0, 3\\)"):
+        aci.update(3, 1.0)
+    with pytest.raises(ValueError, match="forecaster must be fitted and calibrated"):
+        AdaptiveConformal.from_forecaster(SeasonalNaive(season=12, horizon=6))
+    y = _seasonal(400, 0.3, 7)
+    f = SeasonalNaive(season=12, horizon=6)
+    with pytest.raises(ValueError, match="gamma must be"):
+        evaluate(f, y, coverage=0.9, adaptive={"gamma": 0.0})
+    with pytest.raises(ValueError, match="coverage must be"):
+        evaluate(f, y, coverage=1.0, adaptive=True)
+    with pytest.raises(ValueError, match="adaptive intervals need coverage"):
+        evaluate(f, y, adaptive=True)
+    with pytest.raises(ValueError, match="keys 'gamma' and / or 'window'"):
+        evaluate(f, y, coverage=0.9, adaptive={"step": 0.1})
+    with pytest.raises(TypeError, match="adaptive must be None, a bool or a dict"):
+        evaluate(f, y, coverage=0.9, adaptive=0.05)
+    with pytest.raises(ValueError, match="origins must be"):
+        adaptive_intervals(np.zeros((3, 2, 1)), np.zeros((3, 2, 1)), [0, 2, 1], np.ones((5, 2)))
