@@ -1,4 +1,4 @@
-"""Calibrated forecast intervals: empirical coverage and width of split-conformal bands.
+"""Calibrated forecast intervals: coverage and width of split-conformal and adaptive bands.
 
 Every forecaster of ``tensornet.forecast`` (TT-LSTM, LSTM seq2seq, DLinear-style
 linear, seasonal naive) on the real series of the forecasting benchmark
@@ -14,6 +14,12 @@ test tail; the linear model also with a dedicated calibration tail (the last
 ``calibration=0.2``). Reported: the empirical coverage on the test tail (all origins
 and horizon steps pooled, and per step), the mean width on the original
 scale, over seeds. Target: coverage within ±3 points of nominal.
+
+Side by side, from the same fit and calibration residuals: the online
+intervals of adaptive conformal inference (``AdaptiveConformal``, default
+``gamma``; ``evaluate(..., adaptive=True)``), which before each test origin
+have been fed the truths observed by then (step ``j`` of an earlier origin
+``o`` once ``o + j`` is in the past), never a later one.
 
 The fits run in ``--jobs`` worker processes with one thread each. With
 ``--from-forecast`` the tables are built from ``results/bench_forecast.json``
@@ -79,22 +85,26 @@ def _job(job):
     f = BF._make(base, season, L, max(hs), quick, seed, 1, X.shape[1])
     res = evaluate(f, y, X=None if model == "seasonal_naive" else X, horizons=hs, split=n_test,
                    stride=stride, coverage=list(COVERAGES),
-                   calibration=0.2 if model == "linear_tail" else None)
+                   calibration=0.2 if model == "linear_tail" else None, adaptive=True)
     fm = res.forecaster
     err = res.forecasts - res.truth
     cal = fm.calibration_residuals_
     # moving blocks spanning one horizon of origins
     block = -(-max(hs) // stride)
+
+    def summary(intervals):
+        return {c: {"coverage": d["coverage"], "width": d["width"],
+                    "coverage_by_lead": d["coverage_by_lead"].tolist(),
+                    "width_by_lead": d["width_by_lead"].tolist(),
+                    "bootstrap_sd": _block_bootstrap_sd(
+                        ((res.truth >= d["lower"]) & (res.truth <= d["upper"]))
+                        .mean(axis=(1, 2)), block)}
+                for c, d in intervals.items()}
+
     out = {"series": name, "model": model, "seed": seed,
            "rmse": res.rmse, "n_origins": len(res.origins),
            "n_calibration": fm.n_calibration_, "calibration": fm.calibration_source_,
-           "intervals": {c: {"coverage": d["coverage"], "width": d["width"],
-                             "coverage_by_lead": d["coverage_by_lead"].tolist(),
-                             "width_by_lead": d["width_by_lead"].tolist(),
-                             "bootstrap_sd": _block_bootstrap_sd(
-                                 ((res.truth >= d["lower"]) & (res.truth <= d["upper"]))
-                                 .mean(axis=(1, 2)), block)}
-                         for c, d in res.intervals.items()},
+           "intervals": summary(res.intervals), "adaptive": summary(res.adaptive_intervals),
            # size of the test errors relative to the calibration errors (1 = same level)
            "test_over_calibration_rmse": float(np.sqrt(np.mean(err ** 2) / np.mean(cal ** 2))),
            "scale": float(np.std(y[:len(y) - n_test]))}
@@ -109,7 +119,11 @@ def _job(job):
                        **{f"lower_{c}": res.intervals[c]["lower"][i, :, 0].tolist()
                           for c in COVERAGES},
                        **{f"upper_{c}": res.intervals[c]["upper"][i, :, 0].tolist()
-                          for c in COVERAGES}}
+                          for c in COVERAGES},
+                       **{f"adaptive_lower_{c}": res.adaptive_intervals[c]["lower"][i, :, 0]
+                          .tolist() for c in COVERAGES},
+                       **{f"adaptive_upper_{c}": res.adaptive_intervals[c]["upper"][i, :, 0]
+                          .tolist() for c in COVERAGES}}
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -176,27 +190,50 @@ def _get(d, c):
     return d.get(c, d.get(str(c)))
 
 
-def _summary(runs, name, model, c, key):
-    v = [_get(r["intervals"], c)[key] for r in runs if r["series"] == name
-         and r["model"] == model]
+METHODS = {"intervals": "split", "adaptive": "adaptive"}
+
+
+def _methods(runs):
+    """The interval methods recorded in ``runs`` (saved split-only runs have no adaptive)."""
+    return [k for k in METHODS if any(r.get(k) for r in runs)]
+
+
+def _summary(runs, name, model, c, key, kind="intervals"):
+    v = [_get(r[kind], c)[key] for r in runs if r["series"] == name
+         and r["model"] == model and r.get(kind)]
     if not v:
         return None
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0), len(v)
 
 
+def _boot(rs, c, kind):
+    b = [_get(r[kind], c).get("bootstrap_sd") for r in rs if r.get(kind)]
+    b = [x for x in b if x is not None]
+    return statistics.mean(b) if b else None
+
+
 def report(res, plot_path):
     runs = res["runs"]
+    kinds = _methods(runs)
     intro = (f"Empirical coverage on the test tail (last 20 %, all origins and horizon steps "
-             f"pooled) and mean width of the `predict_interval` bands; mean ± sd over seeds "
-             f"{res['seeds']} for the neural and linear models (one run for seasonal naive). "
-             "Calibration: the validation split of each model's training part (seasonal naive: "
-             "the last 20 % of the training part); never the test tail. Width in the series' "
-             "units and, in brackets, relative to the standard deviation of the training part. "
+             f"pooled) and mean width of the bands; mean ± sd over seeds {res['seeds']} for the "
+             "neural and linear models (one run for seasonal naive). **split**: "
+             "`predict_interval`, split conformal calibrated on the validation split of each "
+             "model's training part (seasonal naive: the last 20 % of the training part); never "
+             "the test tail. **adaptive**: `AdaptiveConformal` (adaptive conformal inference "
+             "per horizon step, γ = 0.05, observed scores appended to the pool), started from "
+             "the same calibration residuals and, before each test origin, fed the truths "
+             "observed by then (`evaluate(..., adaptive=True)`; an h-step truth only h steps "
+             "after its origin). Same fit, same point forecasts. Width in the series' units and, "
+             "in brackets, relative to the standard deviation of the training part. "
              "Horizon = two seasons.")
     lines = [intro, ""]
     head = ["series", "model", "calibration windows", "test / calibration RMSE"]
     for c in COVERAGES:
-        head += [f"coverage at {c:.0%}", f"width at {c:.0%}"]
+        for k in kinds:
+            head.append(f"{METHODS[k]} coverage at {c:.0%}")
+        for k in kinds:
+            head.append(f"{METHODS[k]} width at {c:.0%}")
     table = []
     for name, meta in res["series"].items():
         for m in MODELS:
@@ -210,19 +247,27 @@ def report(res, plot_path):
                    f"{statistics.mean(ratio):.2f}" if ratio else "–"]
             scale = rs[0].get("scale")
             for c in COVERAGES:
-                cm, cs, n = _summary(runs, name, m, c, "coverage")
-                wm, ws, _ = _summary(runs, name, m, c, "width")
-                boot = [_get(r["intervals"], c).get("bootstrap_sd") for r in rs]
-                boot = [b for b in boot if b is not None]
-                ok = abs(cm - c) <= TOLERANCE
-                cell = f"{100 * cm:.1f}" + (f" ± {100 * cs:.1f}" if n > 1 else "")
-                if boot:
-                    cell += f" [±{100 * statistics.mean(boot):.1f}]"
-                row.append(cell if ok else f"**{cell}**")
-                wcell = f"{wm:.3g}" + (f" ± {ws:.2g}" if n > 1 else "")
-                if scale:
-                    wcell += f" ({wm / scale:.2f})"
-                row.append(wcell)
+                for k in kinds:
+                    sm = _summary(runs, name, m, c, "coverage", k)
+                    if sm is None:
+                        row.append("–")
+                        continue
+                    cm, cs, n = sm
+                    boot = _boot(rs, c, k)
+                    cell = f"{100 * cm:.1f}" + (f" ± {100 * cs:.1f}" if n > 1 else "")
+                    if boot is not None:
+                        cell += f" [±{100 * boot:.1f}]"
+                    row.append(cell if abs(cm - c) <= TOLERANCE else f"**{cell}**")
+                for k in kinds:
+                    sm = _summary(runs, name, m, c, "width", k)
+                    if sm is None:
+                        row.append("–")
+                        continue
+                    wm, ws, n = sm
+                    wcell = f"{wm:.3g}" + (f" ± {ws:.2g}" if n > 1 else "")
+                    if scale:
+                        wcell += f" ({wm / scale:.2f})"
+                    row.append(wcell)
             table.append(row)
     lines.append(H.markdown_table(head, table))
     lines.append("")
@@ -234,17 +279,21 @@ def report(res, plot_path):
                  "saw errors as large as the test period's). Coverage per horizon step (90 %, "
                  "mean over seeds), first step → last step:")
     lines.append("")
-    head = ["series", "model", "step 1", "h/4", "h/2", "3h/4", "h"]
+    head = ["series", "model", "method", "step 1", "h/4", "h/2", "3h/4", "h"]
     table = []
     for name, meta in res["series"].items():
         for m in MODELS:
             rs = [r for r in runs if r["series"] == name and r["model"] == m]
-            if not rs:
-                continue
-            by = np.mean([_get(r["intervals"], 0.9)["coverage_by_lead"] for r in rs], axis=0)
-            Hh = len(by)
-            idx = [0, max(0, Hh // 4 - 1), max(0, Hh // 2 - 1), max(0, 3 * Hh // 4 - 1), Hh - 1]
-            table.append([name, LABELS[m]] + [f"{100 * by[i]:.1f}" for i in idx])
+            for k in kinds:
+                got = [_get(r[k], 0.9)["coverage_by_lead"] for r in rs if r.get(k)]
+                if not got:
+                    continue
+                by = np.mean(got, axis=0)
+                Hh = len(by)
+                idx = [0, max(0, Hh // 4 - 1), max(0, Hh // 2 - 1), max(0, 3 * Hh // 4 - 1),
+                       Hh - 1]
+                table.append([name, LABELS[m], METHODS[k]] +
+                             [f"{100 * by[i]:.1f}" for i in idx])
     lines.append(H.markdown_table(head, table))
     lines.append("")
     if plot_path:
@@ -261,31 +310,30 @@ def report(res, plot_path):
 def targets(res):
     out = []
     runs = res["runs"]
-    for c in COVERAGES:
-        cells = []
-        for name in res["series"]:
-            for m in MODELS:
-                s = _summary(runs, name, m, c, "coverage")
-                if s:
-                    boot = [_get(r["intervals"], c).get("bootstrap_sd") for r in runs
-                            if r["series"] == name and r["model"] == m]
-                    boot = [b for b in boot if b is not None]
-                    cells.append((name, m, s[0], statistics.mean(boot) if boot else None))
-        met = [x for x in cells if abs(x[2] - c) <= TOLERANCE]
-        miss = [x for x in cells if abs(x[2] - c) > TOLERANCE]
-        text = (f"coverage at {c:.0%} within ±3 points: {len(met)} of {len(cells)} "
-                f"(series, forecaster) pairs")
-        if miss:
-            text += "; missed: " + ", ".join(f"{n} {LABELS[m]} {100 * v:.1f}" for n, m, v, _ in
-                                             miss)
-            noisy = [x for x in miss if x[3] is not None
-                     and abs(x[2] - c) <= TOLERANCE + 2 * x[3]]
-            if any(x[3] is not None for x in miss):
-                text += (f" ({len(noisy)} of the {len(miss)} misses are within 3 points plus "
-                         "two bootstrap sd)")
-        else:
-            text += " — met everywhere"
-        out.append(text)
+    for kind in _methods(runs):
+        for c in COVERAGES:
+            cells = []
+            for name in res["series"]:
+                for m in MODELS:
+                    sm = _summary(runs, name, m, c, "coverage", kind)
+                    if sm:
+                        rs = [r for r in runs if r["series"] == name and r["model"] == m]
+                        cells.append((name, m, sm[0], _boot(rs, c, kind)))
+            met = [x for x in cells if abs(x[2] - c) <= TOLERANCE]
+            miss = [x for x in cells if abs(x[2] - c) > TOLERANCE]
+            text = (f"{METHODS[kind]}: coverage at {c:.0%} within ±3 points: {len(met)} of "
+                    f"{len(cells)} (series, forecaster) pairs")
+            if miss:
+                text += "; missed: " + ", ".join(f"{n} {LABELS[m]} {100 * v:.1f}"
+                                                 for n, m, v, _ in miss)
+                noisy = [x for x in miss if x[3] is not None
+                         and abs(x[2] - c) <= TOLERANCE + 2 * x[3]]
+                if any(x[3] is not None for x in miss):
+                    text += (f" ({len(noisy)} of the {len(miss)} misses are within 3 points "
+                             "plus two bootstrap sd)")
+            else:
+                text += " — met everywhere"
+            out.append(text)
     return out
 
 
@@ -315,11 +363,17 @@ def plot(res, path):
                             b["upper_0.9"], color="C0", alpha=0.18, lw=0, label="90 %")
             ax.fill_between(tf, b["lower_0.8"], b["upper_0.8"], color="C0", alpha=0.3, lw=0,
                             label="80 %")
+            if "adaptive_lower_0.9" in b:
+                ax.plot(tf, b["adaptive_lower_0.9"], color="C2", lw=0.9, ls="--",
+                        label="adaptive 90 %")
+                ax.plot(tf, b["adaptive_upper_0.9"], color="C2", lw=0.9, ls="--")
             ax.plot(tf, b["truth"], color="k", lw=1.0, label="truth")
             ax.plot(tf, b["forecast"], color="C3", lw=1.2, label="forecast")
             cov = _get(r["intervals"], 0.9)["coverage"]
-            ax.set_title(f"{name}: {LABELS[m]} (90 % cov. {100 * cov:.0f} %)",
-                         fontsize=8)
+            title = f"{name}: {LABELS[m]} (90 %: split {100 * cov:.0f} %"
+            if r.get("adaptive"):
+                title += f", adaptive {100 * _get(r['adaptive'], 0.9)['coverage']:.0f} %"
+            ax.set_title(title + ")", fontsize=8)
             ax.tick_params(labelsize=7)
             if i == len(names) - 1:
                 ax.set_xlabel("steps from the forecast origin", fontsize=7)
@@ -358,7 +412,7 @@ def main(argv=None):
     print(md)
     print(f"results: {path} ({time.perf_counter() - t0:.0f} s)")
     if not args.no_readme and not args.quick:
-        H.update_readme(SECTION, "## Forecast intervals (split conformal)\n\n" + md +
+        H.update_readme(SECTION, "## Forecast intervals (split conformal and adaptive)\n\n" + md +
                         f"\n_{machine['cpu']}, {args.jobs} worker processes with one torch "
                         f"thread each, {machine['date']}; `python -m benchmarks.bench_intervals`_")
     return 0
