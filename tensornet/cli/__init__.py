@@ -66,6 +66,11 @@ def main(argv=None) -> int:
     except CLIError as exc:
         print(f"tensornet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # pragma: no cover - e.g. `tensornet bench --list | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted", file=sys.stderr)
         return 130
