@@ -6,7 +6,8 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["progress", "seeded_torch", "train_epochs", "accuracy", "digits_split"]
+__all__ = ["progress", "seeded_torch", "train_epochs", "accuracy", "digits_split",
+           "n_params"]
 
 
 def progress(settings, iterable=None, total=None, desc=""):
@@ -40,8 +41,7 @@ def digits_split(seed: int, device: str, n_train: int = 1400):
     tr, te = order[:n_train], order[n_train:]
     mu, sd = X[tr].mean(), X[tr].std()
     X = (X - mu) / sd
-    t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-    return t(X[tr]), t(y[tr]), t(X[te]), t(y[te])
+    return tuple(torch.as_tensor(a, device=device) for a in (X[tr], y[tr], X[te], y[te]))
 
 
 def train_epochs(model, optimizer, X, y, epochs, seed, batch_size=64, on_epoch=None):

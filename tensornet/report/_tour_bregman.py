@@ -12,7 +12,6 @@ LAM = 0.05          # RankL1 weight: larger than on MNIST for this small net (fe
 
 def section_bregman(report, s) -> list[str]:
     """AdaBreg + RankL1 from a rank-1 start (inverse scale space); rank path; prune_ranks."""
-    import torch
     from torch import nn
 
     from ..nn import TTLinear
@@ -79,7 +78,7 @@ def section_bregman(report, s) -> list[str]:
     ax1.legend(fontsize=7)
     ax1.grid(alpha=0.3)
     ax2.plot([k for *_, k, _ in path], [a for *_, a in path], marker="o", ms=3)
-    for e, _, k, a in path[:: max(1, len(path) // 6)]:
+    for e, _, k, a in path[:-1:max(1, len(path) // 6)] + path[-1:]:
         ax2.annotate(f"{e}", (k, a), fontsize=7, textcoords="offset points", xytext=(3, -9))
     ax2.set_xlabel("parameters in use")
     ax2.set_ylabel("test accuracy (%)")

@@ -63,7 +63,7 @@ def section_topics(report, s) -> list[str]:
         top = np.argsort(-comp[i])[:n_words][::-1]
         ax.barh(np.arange(n_words), comp[i, top], color=f"C{(rank - 1) % 10}")
         ax.set_yticks(np.arange(n_words), vocab[top], fontsize=8)
-        ax.set_title(f"topic {rank} (α={model.alpha_[i]:.2f})", fontsize=9)
+        ax.set_title(f"topic {rank} (α={model.alpha_[i]:.3f})", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
     for ax in axes.ravel()[k:]:
         ax.set_visible(False)

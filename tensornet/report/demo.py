@@ -45,7 +45,7 @@ def section_tensors(report: Report, s: DemoSettings) -> list[str]:
     from ..datasets import load_digits_tensor
     from ..decomposition import cp, tt, tucker
 
-    images, labels = load_digits_tensor()
+    images, _ = load_digits_tensor()
     n = 600 if s.quick else len(images)
     X = images[:n]
     sec = report.section("Tensors: contraction and decompositions")
