@@ -24,6 +24,23 @@ __all__ = ["DemoSettings", "SECTIONS", "run_demo"]
 
 @dataclass
 class DemoSettings:
+    """How to run the tour.
+
+    Attributes
+    ----------
+    out : path
+        Folder for ``index.html`` and the PNG files (created when written).
+    seed : int, default 0
+        Seeds data splits, initialisations and training order; torch's
+        global generator is restored after each use.
+    device : {'cpu', 'cuda'}, default 'cpu'
+        Where the networks train (``'cuda:1'`` style names are accepted).
+    quick : bool, default False
+        Smaller models, fewer epochs and settings (well under a minute).
+    progress : bool, default False
+        tqdm bars on stderr for the long steps (the CLI turns them on).
+    """
+
     out: Path
     seed: int = 0
     device: str = "cpu"
@@ -148,6 +165,14 @@ def run_demo(settings: DemoSettings, only=None):
     ``only`` is an iterable of section names (see :data:`SECTIONS`), run in
     the tour's order; unknown names raise ValueError. Returns
     ``(index_path, summary_lines)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from tensornet.report.demo import DemoSettings, run_demo
+    >>> index, lines = run_demo(DemoSettings(tempfile.mkdtemp(), quick=True), only=["topics"])
+    >>> index.name, lines[0].startswith("topics: 8 topics")
+    ('index.html', True)
     """
     if not isinstance(settings, DemoSettings):
         raise TypeError(f"settings must be a DemoSettings; got {type(settings).__name__}")
