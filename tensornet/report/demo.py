@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Report, new_figure
+from ._common import progress
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def section_tensors(report: Report, s: DemoSettings) -> list[str]:
                 ("TT", (8, 6)), ("TT", (24, 8))]
     if s.quick:
         settings = settings[::2]
-    for kind, rank in settings:
+    for kind, rank in progress(s, settings, desc="tensors: decompositions"):
         t0 = time.perf_counter()
         if kind == "CP":
             dec = cp(X, rank, n_iter_max=50 if s.quick else 200, random_state=s.seed)
