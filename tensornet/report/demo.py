@@ -191,11 +191,33 @@ def run_demo(settings: DemoSettings, only=None):
     report = Report("tensornet tour",
                     f"seed {settings.seed}, device {settings.device}"
                     f"{', quick' if settings.quick else ''}")
-    lines = []
+    lines, times = [], []
     for name in names:
         t0 = time.perf_counter()
         logger.info("demo section %s", name)
         lines += SECTIONS[name](report, settings)
-        lines.append(f"  ({name}: {time.perf_counter() - t0:.1f} s)")
+        times.append((name, time.perf_counter() - t0))
+        lines.append(f"  ({name}: {times[-1][1]:.1f} s)")
+    _about(report, times)
     index = report.write(settings.out)
     return index, lines
+
+
+def _about(report: Report, times) -> None:
+    """A last section: how long each part took, and on what."""
+    import importlib.metadata
+    import platform
+
+    import torch
+
+    versions = []
+    for pkg in ("tensornet", "numpy", "tensorly", "torch", "scikit-learn", "statsmodels"):
+        try:
+            versions.append(f"{pkg} {importlib.metadata.version(pkg)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    sec = report.section("About this run")
+    sec.text(f"Python {platform.python_version()} on {platform.platform()}, "
+             f"{torch.get_num_threads()} torch thread(s); " + ", ".join(versions) + ".")
+    sec.table(["section", "time"], [[n, f"{t:.1f} s"] for n, t in times]
+              + [["total", f"{sum(t for _, t in times):.1f} s"]])

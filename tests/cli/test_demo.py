@@ -52,7 +52,8 @@ def test_demo_quick_writes_every_section_and_image(quick_report):
         assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"data-file='{name}'" in html
     assert html.count("<img ") == len(FIGURES)
-    assert html.count("<section") == len(SECTIONS)
+    assert html.count("<section") == len(SECTIONS) + 1     # and "About this run"
+    assert "About this run" in html
     # tables with real numbers in them
     for text in ("relative error", "compression", "top 8 words", "RMSE h≤52",
                  "90 % band coverage", "prune_ranks report"):
