@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,7 @@ class Report:
                     parts.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>"
                                                   for h in header) + "</tr>")
                     for r in rows:
-                        parts.append("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>"
-                                                      for c in r) + "</tr>")
+                        parts.append("<tr>" + "".join(_cell(c) for c in r) + "</tr>")
                     parts.append("</table>")
                 elif kind == "figure":
                     name, png, caption = payload
@@ -118,6 +118,17 @@ class Report:
         index = out / "index.html"
         index.write_text("\n".join(parts), encoding="utf-8")
         return index
+
+
+_NUMERIC = re.compile(r"^[-+−]?[\d,.]+(?:e[-+]?\d+)?\s*(?:%|×|s|ms|ppm)?"
+                      r"(?:\s*→\s*[\d,.]+)?$")
+
+
+def _cell(c) -> str:
+    """A table cell; numbers (with a unit, or 'a → b') are right-aligned, text left."""
+    text = _fmt(c)
+    cls = " class='num'" if _NUMERIC.match(text.strip()) else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
 
 
 def _fmt(c) -> str:
@@ -135,8 +146,8 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 h1 {{ margin-bottom: 0.2em; }} .sub {{ color: #666; margin-top: 0; }}
 nav {{ margin: 1em 0 2em; }} section {{ margin-bottom: 2.5em; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
-th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }}
+th {{ background: #f3f3f3; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 caption {{ caption-side: top; text-align: left; color: #555; padding-bottom: 0.3em; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>"""
