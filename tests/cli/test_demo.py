@@ -200,3 +200,18 @@ def test_run_demo_reports_each_section_as_it_ends(tmp_path):
                             only="topics", on_section=seen.append)
     assert seen == [lines] and lines[0].startswith("topics: 8 topics")
     assert index == tmp_path / "r" / "index.html" and index.is_file()
+
+
+def test_demo_missing_data_package_is_one_line(tmp_path, capsys, monkeypatch):
+    from tensornet.report import demo
+
+    def missing(report, settings):
+        raise ImportError("this data set ships inside the 'statsmodels' package, which is not "
+                          "installed; install it with `pip install statsmodels` or "
+                          "`pip install tensornet[data]`")
+
+    monkeypatch.setitem(demo.SECTIONS, "forecast", missing)
+    assert main(["demo", "--quick", "--only", "forecast", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tensornet demo: error: this data set ships inside the 'statsmodels'")
+    assert len(err.splitlines()) == 1
