@@ -131,7 +131,36 @@ def _markdown(results, rows, args):
               "same run:", "",
               markdown_table(["case", "GFLOP per call", "plan GFLOP/s", "GEMM GFLOP/s",
                               "fraction of GEMM rate", "rel. error vs float64"], flop_rows)]
+    lines += ["", "Targets (issue 2), on the TT layer unless stated:", ""] + _targets(results)
     return "\n".join(lines)
+
+
+def _targets(results):
+    def verdict(ok):
+        return "met" if ok else "**missed**"
+
+    out = []
+    tt = results["cases"]["tt_layer"]["median_s"]
+    for lib in ("torch", "numpy"):
+        plan, expr = f"tensornet plan ({lib})", f"opt_einsum expression ({lib})"
+        if plan in tt and expr in tt:
+            r = tt[expr] / tt[plan]
+            out.append(f"- at least as fast as `contract_expression` ({lib}): "
+                       f"{r:.2f}× — {verdict(r >= 1.0)}")
+    r = tt["torch.einsum"] / tt["tensornet plan (torch)"]
+    out.append(f"- ≥ 1.3× faster than `torch.einsum`: {r:.2f}× — {verdict(r >= 1.3)}")
+    tiny = results["cases"]["tiny"]["median_s"]
+    for lib in ("torch", "numpy"):
+        key = f"tensornet plan ({lib})"
+        if key in tiny:
+            us = tiny[key] * 1e6
+            out.append(f"- plan-call overhead on tiny operands ({lib}) < 50 µs: {us:.0f} µs — "
+                       f"{verdict(us < 50)}")
+    frac = results["cases"]["tt_layer"].get("flop_rate_fraction_of_gemm")
+    if frac is not None:
+        out.append(f"- achieved FLOP rate ≥ 60 % of a dense GEMM's: {100 * frac:.0f} % — "
+                   f"{verdict(frac >= 0.6)}")
+    return out
 
 
 def main(argv=None):

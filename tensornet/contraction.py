@@ -111,7 +111,7 @@ class _PairStep:
     """
 
     __slots__ = ("i", "j", "a_sum", "b_sum", "a_perm", "b_perm", "a_shape", "b_shape",
-                 "a_t", "b_t", "swap", "out_shape")
+                 "a_t", "b_t", "swap", "out_shape", "a_rs", "b_rs", "out_rs")
 
     def run(self, ops, a, b):
         if self.a_sum:
@@ -122,14 +122,18 @@ class _PairStep:
             a = ops.transpose(a, self.a_perm)
         if self.b_perm is not None:
             b = ops.transpose(b, self.b_perm)
-        a = ops.reshape(a, self.a_shape)
-        b = ops.reshape(b, self.b_shape)
+        # (reshapes that would not change the shape are skipped: each costs
+        # a microsecond or two per call on PyTorch)
+        if self.a_rs:
+            a = ops.reshape(a, self.a_shape)
+        if self.b_rs:
+            b = ops.reshape(b, self.b_shape)
         if self.a_t:
             a = a.swapaxes(-1, -2)
         if self.b_t:
             b = b.swapaxes(-1, -2)
         out = ops.matmul(b, a) if self.swap else ops.matmul(a, b)
-        return ops.reshape(out, self.out_shape)
+        return ops.reshape(out, self.out_shape) if self.out_rs else out
 
 
 class _EinsumStep:
@@ -247,6 +251,10 @@ def _compile_pair(la: str, lb: str, keep: set, sizes: dict, orient, target=None,
     else:  # (batch, b_keep, contr) @ (batch, contr, a_keep)
         step.swap, step.a_t, step.b_t = True, not a_ck, not b_kc
     step.out_shape = tuple(sizes[c] for c in out_labels)
+    step.a_rs = step.a_shape != tuple(sizes[c] for c in a_order)
+    step.b_rs = step.b_shape != tuple(sizes[c] for c in b_order)
+    product = tuple(ng + nb + ([nk_a, nk_b] if o == 0 else [nk_b, nk_a]))
+    step.out_rs = product != step.out_shape
     return step, out_labels, cost
 
 
