@@ -13,6 +13,8 @@ import importlib
 import logging
 import sys
 
+from ._io import echo
+
 __all__ = ["main", "CLIError"]
 
 #: subcommand name -> module (relative to this package), in the order shown by --help
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
     try:
         return int(args._run(args) or 0)
     except CLIError as exc:
-        print(f"tensornet {args.command}: error: {exc}", file=sys.stderr)
+        echo(f"tensornet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # pragma: no cover - e.g. `tensornet bench --list | head`
         import os
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:  # pragma: no cover
-        print("interrupted", file=sys.stderr)
+        echo("interrupted", file=sys.stderr)
         return 130
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
+from ._io import echo
 
 EXAMPLES = """examples:
   tensornet bench --list                  # the benchmarks and what each compares
@@ -80,7 +81,7 @@ def run(args) -> int:
     if args.list:
         width = max(map(len, scripts))
         for name, doc in scripts.items():
-            print(f"{name:<{width}}  {doc}")
+            echo(f"{name:<{width}}  {doc}")
         return 0
     names = [n[len("bench_"):] if n.startswith("bench_") else n for n in args.names]
     names = [n[:-3] if n.endswith(".py") else n for n in names]
@@ -98,13 +99,13 @@ def run(args) -> int:
         (["--no-readme"] if args.no_readme else [])
     failed = []
     for name in chosen:
-        print(f"== bench_{name} {' '.join(flags)}", flush=True)
+        echo(f"== bench_{name} {' '.join(flags)}", flush=True)
         rc = subprocess.call([sys.executable, "-m", f"{folder.name}.bench_{name}", *flags],
                              cwd=folder.parent)
         if rc:
             failed.append(f"{name} (exit {rc})")
     if failed:
-        print(f"tensornet bench: failed: {', '.join(failed)}", file=sys.stderr)
+        echo(f"tensornet bench: failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"done: {', '.join(chosen)}")
+    echo(f"done: {', '.join(chosen)}")
     return 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
+from ._io import echo
 
 EPILOG = """\
 examples:
@@ -166,8 +167,8 @@ def run(args) -> int:
         torch.save(model.state_dict(), out)
     except OSError as exc:
         raise CLIError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
-    print(report)
-    print(f"\nsaved the tensorized state_dict to {out} "
+    echo(report)
+    echo(f"\nsaved the tensorized state_dict to {out} "
           f"({report.params_before:,} -> {report.params_after:,} parameters in the considered "
           f"layers)")
     if args.report:
@@ -179,5 +180,5 @@ def run(args) -> int:
         except OSError as exc:
             raise CLIError(f"--report: cannot write {args.report} ({exc.strerror or exc})"
                            ) from None
-        print(f"wrote the report to {args.report}")
+        echo(f"wrote the report to {args.report}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from . import CLIError
+from ._io import echo
 
 EXAMPLES = """sections (in the order they run):
   tensors   contraction plans and CP / Tucker / TT decompositions of the digits
@@ -79,7 +80,7 @@ def run(args) -> int:
         raise CLIError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
     settings = DemoSettings(out=out, seed=args.seed, device=args.device, quick=args.quick,
                             progress=not args.no_progress)
-    print(f"tensornet demo{' (quick)' if args.quick else ''}: "
+    echo(f"tensornet demo{' (quick)' if args.quick else ''}: "
           f"{', '.join(only) if only else 'the whole tour'} -> {out}/index.html", flush=True)
     import torch
 
@@ -87,12 +88,12 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     try:
         index, _ = run_demo(settings, only=only,
-                            on_section=lambda lines: print("\n".join(lines), flush=True))
+                            on_section=lambda lines: echo("\n".join(lines), flush=True))
     except ImportError as exc:
         if "pip install" not in str(exc):
             raise               # not a missing data package: a bug, keep the traceback
         raise CLIError(f"{exc}") from None  # the loaders name the package to install
     finally:
         torch.set_num_threads(threads)
-    print(f"report: {index.resolve()}")
+    echo(f"report: {index.resolve()}")
     return 0

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from . import CLIError
+from ._io import echo
 
 EXAMPLES = """examples:
   tensornet forecast demand.csv --column demand --time-column time --horizon 48 --out fc
@@ -206,7 +207,7 @@ def run(args) -> int:
                            f"{args.test:.0%} test tail")
     X = calendar_features(index) if index is not None else None
     horizons = sorted({max(1, H // 4), max(1, H // 2), H})
-    print(f"tensornet forecast: {Path(args.path).name}, column {args.column!r}, {n} steps, "
+    echo(f"tensornet forecast: {Path(args.path).name}, column {args.column!r}, {n} steps, "
           f"season {season}, lookback {lookback}, horizon {H}, test tail {n_test} steps"
           + (f", {X.shape[1]} calendar covariates" if X is not None and X.shape[1] else ""))
 
@@ -226,24 +227,24 @@ def run(args) -> int:
         if hasattr(fm, "net_"):
             extra = (f": {fm.n_parameters_:,} parameters, {fm.n_epochs_} epochs "
                      f"(best {fm.best_epoch_})")
-        print(f"  {name}{extra}, {time.perf_counter() - t0:.1f} s")
+        echo(f"  {name}{extra}, {time.perf_counter() - t0:.1f} s")
 
-    print(f"test errors over {len(results[args.model].origins)} rolling origins "
+    echo(f"test errors over {len(results[args.model].origins)} rolling origins "
           "(original scale; h = mean over steps 1..h):")
     head = f"{'h':>5}" + "".join(f"{nm + ' RMSE':>22}" for nm in names) + \
         "".join(f"{nm + ' MAE':>22}" for nm in names)
-    print(head)
+    echo(head)
     for h in horizons:
         row = f"{h:>5}" + "".join(f"{results[nm].rmse[h]:>22.4g}" for nm in names) + \
             "".join(f"{results[nm].mae[h]:>22.4g}" for nm in names)
-        print(row)
+        echo(row)
     c = args.coverage
-    print(f"prediction intervals at {c:.0%} (split conformal, calibrated on held-out windows of "
+    echo(f"prediction intervals at {c:.0%} (split conformal, calibrated on held-out windows of "
           "the training part) on the test tail:")
     for nm in names:
         iv = results[nm].intervals[c]
         fm = results[nm].forecaster
-        print(f"  {nm:<16} coverage {iv['coverage']:6.1%}, mean width {iv['width']:.4g} "
+        echo(f"  {nm:<16} coverage {iv['coverage']:6.1%}, mean width {iv['width']:.4g} "
               f"({fm.n_calibration_} calibration windows)")
 
     # forecast files: the first test origin (with truth) and the steps after the data
@@ -286,5 +287,5 @@ def run(args) -> int:
                      fc_lo, fc_hi),
           (t_all[max(0, n - span):], y[max(0, n - span):], t_fut, fut, fut_lo, fut_hi),
           f"{args.column} ({args.model}, horizon {H})", c)
-    print(f"wrote {csv_path} and {png_path}")
+    echo(f"wrote {csv_path} and {png_path}")
     return 0

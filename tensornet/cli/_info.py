@@ -6,6 +6,8 @@ import importlib.metadata
 import importlib.util
 import platform
 
+from ._io import echo
+
 PACKAGES = ("tensornet", "numpy", "scipy", "tensorly", "opt_einsum", "torch", "cupy-cuda12x",
             "scikit-learn", "dask", "distributed")
 
@@ -43,13 +45,13 @@ def collect() -> dict:
 
 def run(args) -> int:
     info = collect()
-    print(f"python     {info['python']} on {info['platform']}")
+    echo(f"python     {info['python']} on {info['platform']}")
     for name, v in info["versions"].items():
-        print(f"{name:<12} {v or '-- not installed'}")
-    print("backends   " + ", ".join(f"{k}{'' if ok else ' (missing)'}"
+        echo(f"{name:<12} {v or '-- not installed'}")
+    echo("backends   " + ", ".join(f"{k}{'' if ok else ' (missing)'}"
                                     for k, ok in info["backends"].items()))
     if not info["backends"]["cupy"]:
-        print("           (CuPy: pip install tensornet[gpu])")
-    print("devices    " + ", ".join(info["devices"]))
-    print(f"threads    {info['torch_threads']}")
+        echo("           (CuPy: pip install tensornet[gpu])")
+    echo("devices    " + ", ".join(info["devices"]))
+    echo(f"threads    {info['torch_threads']}")
     return 0

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import CLIError
+from ._io import echo
 
 EXAMPLES = """examples:
   tensornet topics fit articles.txt --n-topics 20 --out topics
@@ -134,7 +135,7 @@ def _fit(args) -> int:
     except ValueError as exc:  # e.g. "empty vocabulary"
         raise CLIError(f"cannot count words in {args.path}: {exc}") from None
     t_read = time.perf_counter() - t0
-    print(f"read {X.shape[0]} documents, {X.sum():,} tokens, vocabulary {X.shape[1]:,} "
+    echo(f"read {X.shape[0]} documents, {X.sum():,} tokens, vocabulary {X.shape[1]:,} "
           f"({t_read:.1f} s)")
     model = TensorLDA(args.n_topics, alpha0=alpha0, decomposition=args.decomposition,
                       random_state=args.seed, verbose=verbose)
@@ -155,12 +156,12 @@ def _fit(args) -> int:
     umass = coherence(ids, X, "umass", aggregate=False) if n >= 2 else [float("nan")] * k
 
     alpha_note = f", alpha0 chosen {model.alpha0_:g}" if alpha0 == "auto" else ""
-    print(f"fitted {k} topics in {t_fit:.2f} s ({model.n_docs_} documents with 3+ tokens"
+    echo(f"fitted {k} topics in {t_fit:.2f} s ({model.n_docs_} documents with 3+ tokens"
           f"{alpha_note})")
     for i in range(k):
-        print(f"topic {i:>2} (α={model.alpha_[i]:.3f}): {' '.join(words[i])}")
+        echo(f"topic {i:>2} (α={model.alpha_[i]:.3f}): {' '.join(words[i])}")
     if n >= 2:
-        print(f"coherence of the top {n} words: NPMI {np.mean(npmi):.3f}, "
+        echo(f"coherence of the top {n} words: NPMI {np.mean(npmi):.3f}, "
               f"UMass {np.mean(umass):.3f}")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +180,7 @@ def _fit(args) -> int:
     (out / "vocabulary.txt").write_text("\n".join(map(str, vocab)) + "\n")
     model.save(out / "model")
     _plot(out / "topics.png", words, weights, model.alpha_)
-    print(f"wrote {out / 'topics.json'}, {out / 'doc_topic.npy'}, {out / 'topics.png'}, "
+    echo(f"wrote {out / 'topics.json'}, {out / 'doc_topic.npy'}, {out / 'topics.png'}, "
           f"{out / 'vocabulary.txt'} and {out / 'model'}")
     return 0
 
