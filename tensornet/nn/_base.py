@@ -512,6 +512,37 @@ class RankDim(NamedTuple):
     members: tuple
 
 
+def keep_indices(keep, dims: Sequence["RankDim"]) -> list:
+    """Check ``keep`` (one entry per rank dimension: indices, a boolean mask or
+    None) against ``dims``; return one index tensor (or None) per dimension."""
+    if isinstance(keep, (str, bytes)) or not isinstance(keep, Sequence):
+        raise TypeError("keep must be a sequence with one entry (indices or None) per rank "
+                        f"dimension ({len(dims)}); got {type(keep).__name__}")
+    if len(keep) != len(dims):
+        raise ValueError(f"keep must have one entry per rank dimension ({len(dims)}: "
+                         f"{[d.name for d in dims]}); got {len(keep)}")
+    out = []
+    for rd, k in zip(dims, keep):
+        if k is None:
+            out.append(None)
+            continue
+        idx = torch.as_tensor(k)
+        if idx.dtype == torch.bool:
+            if idx.shape != (rd.size,):
+                raise ValueError(f"keep for rank {rd.name!r} as a mask must have length "
+                                 f"{rd.size}; got shape {tuple(idx.shape)}")
+            idx = idx.nonzero().flatten()
+        idx = idx.to(torch.long).flatten()
+        if idx.numel() == 0:
+            raise ValueError(f"keep for rank {rd.name!r} must keep at least one component "
+                             "(a rank of 0 would cut the layer in two)")
+        if int(idx.min()) < 0 or int(idx.max()) >= rd.size:
+            raise ValueError(f"keep for rank {rd.name!r} must hold indices in [0, "
+                             f"{rd.size}); got {idx.tolist()}")
+        out.append(idx)
+    return out
+
+
 def _member_index(size: int, blocks: int, idx: torch.Tensor) -> torch.Tensor:
     if blocks == 1:
         return idx
@@ -730,29 +761,10 @@ class FactorizedModule(nn.Module):
             same parameter names and shapes, so its ``state_dict`` loads.
         """
         dims = self.rank_dims()
-        if isinstance(keep, (str, bytes)) or not isinstance(keep, Sequence):
-            raise TypeError("keep must be a sequence with one entry (indices or None) per rank "
-                            f"dimension ({len(dims)}); got {type(keep).__name__}")
-        if len(keep) != len(dims):
-            raise ValueError(f"keep must have one entry per rank dimension ({len(dims)}: "
-                             f"{[d.name for d in dims]}); got {len(keep)}")
         params = {n: p.detach() for n, p in self.named_parameters()}
-        for rd, k in zip(dims, keep):
-            if k is None:
+        for rd, idx in zip(dims, keep_indices(keep, dims)):
+            if idx is None:
                 continue
-            idx = torch.as_tensor(k)
-            if idx.dtype == torch.bool:
-                if idx.shape != (rd.size,):
-                    raise ValueError(f"keep for rank {rd.name!r} as a mask must have length "
-                                     f"{rd.size}; got shape {tuple(idx.shape)}")
-                idx = idx.nonzero().flatten()
-            idx = idx.to(torch.long).flatten()
-            if idx.numel() == 0:
-                raise ValueError(f"keep for rank {rd.name!r} must keep at least one group "
-                                 "(a rank of 0 removes the layer's output)")
-            if int(idx.min()) < 0 or int(idx.max()) >= rd.size:
-                raise ValueError(f"keep for rank {rd.name!r} must hold indices in [0, "
-                                 f"{rd.size}); got {idx.tolist()}")
             for name, dim, blocks in rd.members:
                 p = params[name]
                 params[name] = p.index_select(dim, _member_index(rd.size, blocks,

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_int, check_option
-from ._base import RankDim
+from ._base import RankDim, keep_indices
 
 __all__ = ["TTLSTMCell", "TTLSTM", "tt_transition", "tt_transition_full_state",
            "ttlstm_step_flops"]
@@ -348,29 +348,10 @@ class TTLSTMCell(nn.Module):
 
     def _kept_cores(self, keep) -> list:
         dims = self.rank_dims()
-        if isinstance(keep, (str, bytes)) or not isinstance(keep, Sequence):
-            raise TypeError("keep must be a sequence with one entry (indices or None) per rank "
-                            f"dimension ({len(dims)}); got {type(keep).__name__}")
-        if len(keep) != len(dims):
-            raise ValueError(f"keep must have one entry per rank dimension ({len(dims)}: "
-                             f"{[d.name for d in dims]}); got {len(keep)}")
         cores = [a.detach() for a in self.cores]
-        for k, (rd, kk) in enumerate(zip(dims, keep), start=1):
-            if kk is None:
+        for k, idx in enumerate(keep_indices(keep, dims), start=1):
+            if idx is None:
                 continue
-            idx = torch.as_tensor(kk)
-            if idx.dtype == torch.bool:
-                if idx.shape != (rd.size,):
-                    raise ValueError(f"keep for rank {rd.name!r} as a mask must have length "
-                                     f"{rd.size}; got shape {tuple(idx.shape)}")
-                idx = idx.nonzero().flatten()
-            idx = idx.to(torch.long).flatten()
-            if idx.numel() == 0:
-                raise ValueError(f"keep for rank {rd.name!r} must keep at least one component "
-                                 "(a TT rank of 0 removes the transition)")
-            if int(idx.min()) < 0 or int(idx.max()) >= rd.size:
-                raise ValueError(f"keep for rank {rd.name!r} must hold indices in [0, "
-                                 f"{rd.size}); got {idx.tolist()}")
             idx = idx.to(cores[k].device)
             cores[k - 1] = cores[k - 1].index_select(2, idx)
             cores[k] = cores[k].index_select(0, idx)
