@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .._validation import check_shape_tuple
+from .._validation import check_int, check_shape_tuple
 from ._base import (
     add_bias,
     Cost,
@@ -44,8 +44,25 @@ def _check_input(shape, input_shape):
     return math.prod(lead), False
 
 
+class _ActivationLayer(FactorizedModule):
+    """Shared by TCL and TRL: layers on activation tensors of a fixed
+    ``input_shape``, compared with an ``nn.Linear`` on the flattened input."""
+
+    @property
+    def dense_params(self) -> int:
+        """Parameters of the equivalent ``nn.Linear`` on flattened activations."""
+        return self.in_features * self.out_features + (self.out_features
+                                                       if self.bias is not None else 0)
+
+    def _input_shape(self, batch_size, input_size=None):
+        return (check_int(batch_size, "batch_size", min_value=1),) + self.input_shape
+
+    def dense_flops(self, batch_size: int = 1, input_size=None) -> int:
+        return 2 * batch_size * self.in_features * self.out_features
+
+
 @register
-class TCL(FactorizedModule):
+class TCL(_ActivationLayer):
     """Tensor contraction layer: ``y = x x_1 U_1 ... x_N U_N`` (batch mode untouched).
 
     The layer is the linear map with the Kronecker-structured weight
@@ -124,20 +141,6 @@ class TCL(FactorizedModule):
             for f in self.factors:
                 f.normal_(0.0, std)
         init_bias_(self.bias, self.in_features)
-
-    @property
-    def dense_params(self) -> int:
-        """Parameters of the equivalent ``nn.Linear`` on flattened activations."""
-        return self.in_features * self.out_features + (self.out_features
-                                                       if self.bias is not None else 0)
-
-    def _input_shape(self, batch_size, input_size=None):
-        from .._validation import check_int
-
-        return (check_int(batch_size, "batch_size", min_value=1),) + self.input_shape
-
-    def dense_flops(self, batch_size: int = 1, input_size=None) -> int:
-        return 2 * batch_size * self.in_features * self.out_features
 
     def _spec(self):
         return (self.input_shape, self.rank, self.bias is not None)

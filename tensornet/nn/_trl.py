@@ -36,7 +36,7 @@ from ._base import (
     symbols,
 )
 from ._linear_base import resolve_tucker_layer_rank
-from ._tcl import _check_input
+from ._tcl import _ActivationLayer, _check_input
 
 __all__ = ["TRL"]
 
@@ -44,7 +44,7 @@ _FACTORIZATIONS = ("tucker", "cp", "tt")
 
 
 @register
-class TRL(FactorizedModule):
+class TRL(_ActivationLayer):
     """Tensor regression layer with a low-rank (Tucker, CP or TT) weight tensor.
 
     Parameters
@@ -152,18 +152,6 @@ class TRL(FactorizedModule):
                 for c in self.cores:
                     c.normal_(0.0, std)
         init_bias_(self.bias, self.in_features)
-
-    @property
-    def dense_params(self) -> int:
-        """Parameters of the equivalent ``nn.Linear`` on flattened activations."""
-        return self.in_features * self.out_features + (self.out_features
-                                                       if self.bias is not None else 0)
-
-    def _input_shape(self, batch_size, input_size=None):
-        return (check_int(batch_size, "batch_size", min_value=1),) + self.input_shape
-
-    def dense_flops(self, batch_size: int = 1, input_size=None) -> int:
-        return 2 * batch_size * self.in_features * self.out_features
 
     def _spec(self):
         return (self.factorization, self.input_shape, self.out_features, self.rank,
