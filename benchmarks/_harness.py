@@ -44,6 +44,20 @@ def parse_args(description: str, argv=None, extra: Callable | None = None):
     return args
 
 
+def run_jobs(fn: Callable, jobs: list, n_jobs: int = 1):
+    """Yield ``fn(job)`` for every job: in ``n_jobs`` spawned worker processes
+    (results in completion order) when there is more than one job and worker,
+    else one after the other in this process."""
+    if n_jobs > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(n_jobs, len(jobs))) as pool:
+            yield from pool.imap_unordered(fn, jobs)
+    else:
+        for job in jobs:
+            yield fn(job)
+
+
 def pin_threads(n: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)

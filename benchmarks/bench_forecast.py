@@ -21,7 +21,6 @@ fits are reported only as a cost indication).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import statistics
 import time
 import warnings
@@ -305,20 +304,11 @@ def accuracy(args):
     cost = {"ttlstm": 3, "lstm": 2, "ets": 1, "linear": 0, "seasonal_naive": 0, "naive": 0}
     jobs.sort(key=lambda j: -cost[j["model"]])
     t0 = time.perf_counter()
-    if args.jobs > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            results = []
-            for r in pool.imap_unordered(_job, jobs):
-                results.append(r)
-                print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  "
-                      f"{r['seconds']:6.1f} s", flush=True)
-    else:
-        results = []
-        for j in jobs:
-            r = _job(j)
-            results.append(r)
-            print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  "
-                  f"{r['seconds']:6.1f} s", flush=True)
+    results = []
+    for r in H.run_jobs(_job, jobs, args.jobs):
+        results.append(r)
+        print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  "
+              f"{r['seconds']:6.1f} s", flush=True)
     meta = {}
     for name in series:
         if name == "genz":

@@ -30,7 +30,6 @@ instead (its accuracy runs record the same interval numbers), without fitting.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import time
 
@@ -139,18 +138,10 @@ def run(args):
     t0 = time.perf_counter()
     runs = []
 
-    def done(r):
+    for r in H.run_jobs(_job, jobs, args.jobs):
         runs.append(r)
         print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  {r['seconds']:6.1f} s",
               flush=True)
-
-    if args.jobs > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            for r in pool.imap_unordered(_job, jobs):
-                done(r)
-    else:
-        for j in jobs:
-            done(_job(j))
     meta = {}
     for name in series:
         s = BF._series(name)

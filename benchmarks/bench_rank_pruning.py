@@ -1229,19 +1229,11 @@ def main(argv=None):
             if task not in tasks and old.get(task):
                 payload[task] = old[task]
     if "ttlstm" in tasks:
-        import multiprocessing as mp
-
         rows = []
         jobs = [(seed, args.quick) for seed in range(seeds)]
-        if args.jobs > 1:
-            with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-                for r in pool.imap_unordered(_ttlstm_job, jobs):
-                    rows += r
-                    print(f"ttlstm seed {r[0]['seed']} done", flush=True)
-        else:
-            for j in jobs:
-                rows += _ttlstm_job(j)
-                print(f"ttlstm seed {j[0]} done", flush=True)
+        for r in H.run_jobs(_ttlstm_job, jobs, args.jobs):
+            rows += r
+            print(f"ttlstm seed {r[0]['seed']} done", flush=True)
         payload["ttlstm"] = {"runs": rows, "config": dict(TTL), "seeds": seeds,
                              "jobs": args.jobs, "quick": args.quick,
                              "machine": H.machine(args.device, 1),

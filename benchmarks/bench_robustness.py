@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import multiprocessing as mp
 import statistics
 import time
 
@@ -357,20 +356,12 @@ def run(args):
     t0 = time.perf_counter()
     results = []
 
-    def done(r):
+    for r in H.run_jobs(_job, jobs, args.jobs):
         j = r["job"]
         results.append(r)
         print(f"  {j['dataset']:<7} {j['arch']:<4} seed {j['seed']} "
               f"{'adversarial' if j['adv'] else 'standard':<11} {r['seconds']:6.1f} s",
               flush=True)
-
-    if args.jobs > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            for r in pool.imap_unordered(_job, jobs):
-                done(r)
-    else:
-        for j in jobs:
-            done(_job(j))
     rows = [row for r in results for row in r["rows"]]
     cfgs = {}
     for d in datasets:
