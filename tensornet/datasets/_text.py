@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import importlib
 import importlib.util
@@ -451,6 +452,19 @@ STDLIB_MODULES = (
 )
 
 
+def _source_functions(mod) -> dict:
+    """Top-level ``def`` statements of a pure-Python module's source, by name."""
+    path = getattr(mod, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return {}
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    return {node.name: node for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
 @lru_cache(maxsize=4)
 def _stdlib_docs(modules: tuple, min_words: int):
     seen = set()
@@ -474,6 +488,7 @@ def _stdlib_docs(modules: tuple, min_words: int):
             logger.info("stdlib module %s not available; skipped", modname)
             continue
         add(getattr(mod, "__doc__", None), modname, modname)
+        source_defs = None
         for name in sorted(vars(mod)):
             if name.startswith("_"):
                 continue
@@ -481,6 +496,15 @@ def _stdlib_docs(modules: tuple, min_words: int):
             if not (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)):
                 continue
             if getattr(obj, "__module__", None) not in (modname, "_" + modname.split(".")[-1]):
+                # Another library may have replaced a stdlib function at run time
+                # (torch.package wraps inspect.getfile): read the docstring from the
+                # module's source so the corpus does not depend on what is imported.
+                if inspect.isfunction(obj):
+                    if source_defs is None:
+                        source_defs = _source_functions(mod)
+                    if name in source_defs:
+                        add(ast.get_docstring(source_defs[name], clean=True),
+                            f"{modname}.{name}", modname)
                 continue
             add(getattr(obj, "__doc__", None), f"{modname}.{name}", modname)
             if inspect.isclass(obj):

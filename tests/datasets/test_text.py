@@ -148,3 +148,21 @@ def test_stdlib_docstrings_are_deterministic():
     assert set(small.labels) == {"json"} and "json" in small.ids
     with pytest.raises(ValueError, match="no docstrings"):
         load_stdlib_docstrings(["no_such_module_xyz"])
+
+
+def test_stdlib_docstrings_ignore_functions_patched_at_run_time(monkeypatch):
+    # torch.package replaces inspect.getfile with a wrapper when torch is imported;
+    # the corpus must not depend on which libraries were imported first.
+    import inspect
+
+    from tensornet.datasets._text import _stdlib_docs
+
+    original = _stdlib_docs.__wrapped__(("inspect",), 5)
+
+    def replacement(object):  # no docstring, defined outside the inspect module
+        return "patched"
+
+    monkeypatch.setattr(inspect, "getfile", replacement)
+    patched = _stdlib_docs.__wrapped__(("inspect",), 5)
+    assert patched == original
+    assert "inspect.getfile" in patched[1]
