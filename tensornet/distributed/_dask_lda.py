@@ -10,8 +10,10 @@ exactly as ``TensorLDA.fit`` does in memory:
 
 1. first pass: document counts, ``Σ c/l`` and ``Σ s2 c`` (O(nnz));
 2. ``1 + n_power_iter`` products ``Σ_d s2_d c_d (c_d^T X)`` of the range
-   finder (X: V x m, float32, shipped once per pass);
-3. one pass accumulating :class:`~tensornet.topics.MomentSums` on the basis.
+   finder (X: V x m, float32, scattered to the workers once per pass);
+3. one pass accumulating :class:`~tensornet.topics.MomentSums` on the basis;
+4. ``refine_passes`` variational EM passes, each an E-step per partition
+   returning its V x k sufficient statistics, the M-step on the client.
 
 No partition is ever gathered: a worker holds one chunk (plus one batch of
 pair products) at a time, and a chunk is re-read from its source on each
@@ -23,6 +25,7 @@ of floating-point sums.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import numbers
 
@@ -204,6 +207,25 @@ def _moments_part(chunk, Q, batch_size):
     return accumulate_moment_sums(C, _on_backend(Q, C), Q, batch_size)
 
 
+def _refine_part(chunk, betaT, alpha, max_iter, tol):
+    """Σ_d c_dw φ_dwk / β_kw over the documents of one chunk (V x k, host)."""
+    from .._backend import backend_for
+    from ..topics._counts import _from_host
+    from ..topics._inference import _estep_batch, _nnz_bounds
+
+    C = _count_matrix(chunk)
+    if C is None:
+        return None
+    bT = _from_host(betaT, C)
+    a = _from_host(alpha, C)
+    total = None
+    with backend_for(C.backend):
+        for lo, hi in _nnz_bounds(C, betaT.shape[1]):
+            _, _, part = _estep_batch(C.batch(lo, hi), bT, a, max_iter, tol, stats=True)
+            total = part if total is None else total + part
+    return None if total is None else np.asarray(_to_host(total), dtype=np.float64)
+
+
 def _rows_part(chunk, rows):
     return sp.csr_matrix(chunk)[rows]
 
@@ -279,8 +301,9 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     ----------
     model : TensorLDA
         Its parameters are used; it is fitted in place and returned.
-        ``refine_passes`` must be 0 (the variational refinement is not
-        distributed).
+        ``refine_passes`` variational EM passes run on the cluster too:
+        each is one E-step task per chunk returning its k x V sufficient
+        statistics, added in the same tree, then the M-step on the client.
     X : dask.array.Array or dask.bag.Bag
         Counts, documents x words, chunked along documents only, with chunks
         that are SciPy sparse matrices or NumPy arrays (or torch / CuPy
@@ -327,16 +350,21 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
         raise ValueError(f"split_every must be an int >= 2; got {split_every!r}")
     parts, V = _partitions(X, vocabulary)
 
+    active = client if client is not None else _active_client()
+
     def compute(*objs):
         if client is not None:
             return tuple(client.compute(list(objs), sync=True))
         return dask.compute(*objs)
 
+    def share(array):
+        """``array`` for the tasks of one pass: sent to every worker once, not in the graph."""
+        if active is not None:
+            return active.scatter(array, broadcast=True, hash=False)
+        return dask.delayed(array)
+
     # --- the steps of TensorLDA.fit, with the passes over the data on the cluster
     model._validate_params()
-    if model.refine_passes:
-        raise ValueError("refine_passes must be 0 for fit_dask (the variational refinement is "
-                         f"not distributed); got refine_passes={model.refine_passes}")
     for attr in ("_sums", "_validation", "_seed", "feature_names_in_"):
         model.__dict__.pop(attr, None)
     model.n_features_in_ = V
@@ -359,7 +387,7 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     first_d = dask.delayed(first)
 
     def e2_sum(Xq):
-        Xd = dask.delayed(np.asarray(Xq))
+        Xd = share(np.asarray(Xq))
         total, = compute(_tree_sum([dask.delayed(_e2_part)(p, Xd, first_d, batch)
                                     for p in parts], _plus, split_every))
         return total
@@ -369,7 +397,7 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     Q, first = range_basis(template, m, model.n_power_iter, batch, rng,
                            n_keep=model._n_keep(V), first=first, e2_sum=e2_sum)
     Q_host = np.asarray(Q, dtype=np.float64)
-    Qd = dask.delayed(Q_host)
+    Qd = share(Q_host)
     sums, = compute(_tree_sum([dask.delayed(_moments_part)(p, Qd, batch) for p in parts],
                               _plus, split_every))
     model._sums = sums
@@ -390,4 +418,44 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
         model._validation = {"sums": vsums, "X": Cv.to_scipy()}
     model._seed = int(rng.integers(2**31 - 1))
     model._finalize()
+    if model.refine_passes:
+        model.components_ = _refine(model, parts, share, compute, split_every)
+        model.n_iter_ += model.refine_passes
     return model
+
+
+def _refine(model, parts, share, compute, split_every):
+    """``refine_topics`` with its sum over documents done per chunk on the cluster."""
+    import dask
+
+    from ..topics._inference import refine_topics
+
+    # the settings TensorLDA.fit uses in memory: refine_topics' defaults
+    defaults = {name: p.default for name, p in inspect.signature(refine_topics).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    max_iter, tol = defaults["max_iter"], defaults["tol"]
+    prior = defaults["topic_word_prior"]
+    beta = np.asarray(model.components_, dtype=np.float64)
+    alpha_d = share(np.asarray(model.alpha_, dtype=np.float64))
+    for i in range(model.refine_passes):
+        betaT = share(np.ascontiguousarray(beta.T))
+        sst, = compute(_tree_sum([dask.delayed(_refine_part)(p, betaT, alpha_d, max_iter, tol)
+                                  for p in parts], _plus, split_every))
+        if sst is None:
+            raise ValueError("no documents to refine the topics on")
+        new = beta * sst.T + prior
+        beta = new / new.sum(1, keepdims=True)
+        logger.info("fit_dask: refinement pass %d of %d done", i + 1, model.refine_passes)
+    return beta
+
+
+def _active_client():
+    """The active ``dask.distributed`` client, or None."""
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None

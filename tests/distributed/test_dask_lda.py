@@ -108,8 +108,6 @@ def test_bad_input(client, corpus):
     lda = TensorLDA(n_topics=5, random_state=0)
     with pytest.raises(ValueError, match="chunked along documents only"):
         fit_dask(lda, da.from_array(X, chunks=(1000, 100), asarray=False))
-    with pytest.raises(ValueError, match="refine_passes must be 0"):
-        fit_dask(TensorLDA(n_topics=5, refine_passes=1), _chunked(X, 3000))
     with pytest.raises(TypeError, match="must be a tensornet.topics.TensorLDA"):
         fit_dask(object(), _chunked(X, 3000))
     with pytest.raises(TypeError, match="dask.array.Array"):
@@ -155,3 +153,35 @@ def test_worker_processes_reading_chunk_files_equal_the_in_memory_fit(corpus, tm
     np.testing.assert_allclose(got.components_, ref.components_, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.alpha_, ref.alpha_, rtol=1e-10)
     assert got.n_docs_ == ref.n_docs_ == X.shape[0]
+
+
+def test_refinement_passes_on_the_cluster_equal_the_in_memory_refinement(client, corpus):
+    X = corpus[0]
+    kw = {"n_topics": 5, "alpha0": 1.0, "random_state": 2, "refine_passes": 2}
+    ref = TensorLDA(**kw).fit(X)
+    plain = TensorLDA(**{**kw, "refine_passes": 0}).fit(X)
+    got = fit_dask(TensorLDA(**kw), _chunked(X, 1300), client=client)
+    # the refinement moved the topics, and the cluster moved them the same way
+    assert np.abs(ref.components_ - plain.components_).max() > 1e-4
+    np.testing.assert_allclose(got.components_, ref.components_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.alpha_, ref.alpha_, rtol=1e-10)
+    assert got.n_iter_ == ref.n_iter_ == plain.n_iter_ + 2
+
+
+def test_the_basis_is_sent_to_the_workers_once_not_in_every_graph(client, corpus, monkeypatch):
+    X = corpus[0]
+    sent = []
+    scatter = type(client).scatter
+
+    def spy(self, data, *args, **kwargs):
+        sent.append((getattr(data, "shape", None), kwargs.get("broadcast")))
+        return scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(type(client), "scatter", spy)
+    kw = {"n_topics": 5, "alpha0": 1.0, "random_state": 0, "refine_passes": 1}
+    fit_dask(TensorLDA(**kw), _chunked(X, 3000), client=client)
+    lda = TensorLDA(**kw)
+    # range finder products (1 + n_power_iter), the moment pass, alpha and one refinement pass
+    assert len(sent) == 1 + lda.n_power_iter + 1 + 2
+    assert all(b is True for _, b in sent)
+    assert (X.shape[1], 5) in [shape for shape, _ in sent]      # beta^T of the refinement
