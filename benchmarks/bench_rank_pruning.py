@@ -390,6 +390,12 @@ N_MODES = {"tt": 3, "tucker": 2, "cp": 3}
 START_RANK = {"tt": 1, "tucker": 2, "cp": 8}
 EPOCHS = {False: (15, 4), True: (3, 1)}        # (epochs, fine-tuning epochs) by --quick
 DECAY = {"tt": 0.3, "tucker": 0.3, "cp": 0.9}
+# AdaBreg's delta on the MNIST MLPs. With delta = 1 (the optimizer's default) the
+# sparse runs underfit (Tucker 80-88 %, CP 86-88 % test accuracy after fine-tuning);
+# delta = 10 was picked from {1, 10, 30, 100} on a validation split of the training
+# digits (the first 3,000 train, the last 1,000 score; test digits never seen), the
+# same choice for TT, Tucker and CP.
+ADABREG_DELTA = 10.0
 
 
 def mnist_data():
@@ -526,7 +532,7 @@ def mnist_runs(kind, seed, quick, path_log=None):
         low_rank_init(m, rank=START_RANK[kind], decay=DECAY[kind])
         groups = rank_param_groups(m, reg=RankL1(lam))
         if name == "AdaBreg":
-            opt = AdaBreg(groups, lr=1e-3, eps=1e-3)
+            opt = AdaBreg(groups, lr=1e-3, eps=1e-3, delta=ADABREG_DELTA)
         else:
             opt = LinBreg(groups, lr=0.1, momentum=0.9)
         on_step = None
@@ -556,7 +562,8 @@ def mnist_runs(kind, seed, quick, path_log=None):
         m = mlp(kind, R)
         t0 = time.perf_counter()
         low_rank_init(m, rank=START_RANK[kind], decay=DECAY[kind])
-        opt = AdaBreg(rank_param_groups(m, reg=RankL1(0.001)), lr=1e-3, eps=1e-3)
+        opt = AdaBreg(rank_param_groups(m, reg=RankL1(0.001)), lr=1e-3, eps=1e-3,
+                      delta=ADABREG_DELTA)
         ctrl = RankController(opt, target=0.15)
         _epochs(m, opt, train, seed, E - FT, on_epoch=lambda ep, ctrl=ctrl: ctrl.step())
         before = finetune(m)
@@ -564,7 +571,7 @@ def mnist_runs(kind, seed, quick, path_log=None):
                time.perf_counter() - t0, acc_sparse=before)
 
     # (c) proximal SGD with the same penalty from the dense initialisation
-    for lam in ((0.003,) if quick else (0.001, 0.003, 0.01, 0.03, 0.1)):
+    for lam in ((0.003,) if quick else (0.001, 0.003, 0.01, 0.02, 0.03, 0.1)):
         torch.manual_seed(seed)
         m = mlp(kind, R)
         t0 = time.perf_counter()
@@ -641,7 +648,7 @@ def step_timing(kind, repeat):
     contenders = {
         "Adam (full rank)": step_fn(ma, torch.optim.Adam(ma.parameters(), lr=1e-3)),
         "AdaBreg": step_fn(mb, AdaBreg(rank_param_groups(mb, reg=RankL1(0.003)), lr=1e-3,
-                                       eps=1e-3)),
+                                       eps=1e-3, delta=ADABREG_DELTA)),
         "LinBreg": step_fn(ml, LinBreg(rank_param_groups(ml, reg=RankL1(0.003)), lr=0.1,
                                        momentum=0.9)),
         "ProxSGD": step_fn(mp, ProxSGD(rank_param_groups(mp, reg=RankL1(0.003)), lr=0.05,
@@ -944,7 +951,8 @@ def markdown(payload):
                 continue
             lines.append(f"### MNIST MLP 784→256→256→10, {kind.upper()} hidden layers "
                          f"(max rank {MAX_RANK[kind]}; Bregman runs start at rank "
-                         f"{START_RANK[kind]}, decay {DECAY[kind]})\n")
+                         f"{START_RANK[kind]}, decay {DECAY[kind]}; AdaBreg lr 1e-3, "
+                         f"delta {ADABREG_DELTA:g}; LinBreg lr 0.1, momentum 0.9, delta 1)\n")
             rows = []
             for s in summ:
                 before = f"{s['acc_sparse']:.2f}" if s.get("acc_sparse") is not None else ""
