@@ -18,19 +18,25 @@ Reported: wall time of each fit, peak resident memory of each Dask worker
 corpus' in-memory size, the largest difference between the two models'
 topics and priors, and the recovery error of the planted topics.
 
-The issue asks for a corpus larger than this machine's memory (24 GB):
-20,000,000 documents of this kind hold about 2e9 non-zeros, 15 GB as the
-int32 CSR files store them and 22 GB as a float64 CSR. Generating and
-fitting that takes about an hour on this shared 2-core machine (where
-benchmarks take turns), so the measured run is 2,000,000 documents (about
-8 minutes with the in-memory comparison); the Dask fit is repeated on the
-first quarter of the chunks to check whether worker memory grows with
-the number of documents, and the time for 20,000,000 is **extrapolated**
-linearly (every pass is O(nnz)). The chunk files stay in the page cache at
-this size, so "from disk" means from the OS cache; a corpus larger than
-memory would be read at disk speed.
+The default run is 2,000,000 documents, with the in-memory comparison; the
+Dask fit is repeated on the first quarter of the chunks to check whether
+worker memory grows with the number of documents. The chunk files stay in
+the page cache at this size, so "from disk" means from the OS cache there.
 
-    python -m benchmarks.bench_dask_topics [--quick] [--docs N] [--data-dir DIR]
+``--large`` fits a corpus the in-memory fit cannot hold here (default
+20,000,000 documents: about 2e9 non-zeros, 15 GB as the int32 CSR files
+store them, 22 GB as the float64 CSR an in-memory fit needs on a 24 GB
+machine), Dask fit only, and reports its wall time, CPU seconds per worker
+and of the client, peak memory per worker and of the client, and the
+recovery error. Run it inside a memory cgroup smaller than the corpus (page
+cache is charged to the group) to make every pass read the files from disk;
+the report says when it did, e.g. (cgroup v1, as root)::
+
+    mkdir /sys/fs/cgroup/memory/tnbench
+    echo 6G > /sys/fs/cgroup/memory/tnbench/memory.limit_in_bytes
+    sh -c 'echo $$ > /sys/fs/cgroup/memory/tnbench/tasks; exec python -m benchmarks.bench_dask_topics --large'
+
+    python -m benchmarks.bench_dask_topics [--quick] [--docs N] [--data-dir DIR] [--large]
 """
 
 from __future__ import annotations
@@ -150,6 +156,31 @@ def _worker_peak():
     return peak_rss_mb()
 
 
+def _cpu_seconds():
+    """User + system CPU seconds of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def memory_cgroup():
+    """(limit bytes, max usage bytes) of this process' cgroup-v1 memory group, or None.
+
+    Page cache is charged to the group, so a limit below the corpus size
+    makes every pass read the chunk files from disk.
+    """
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        group = next(ln.split(":", 2)[2] for ln in lines if ln.split(":")[1] == "memory")
+        base = Path("/sys/fs/cgroup/memory") / group.lstrip("/")
+        limit = int((base / "memory.limit_in_bytes").read_text())
+        peak = int((base / "memory.max_usage_in_bytes").read_text())
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return None if limit >= 1 << 60 else (limit, peak)
+
+
 def dask_fit(cfg, paths, sizes):
     from dask.distributed import Client, LocalCluster
 
@@ -157,12 +188,18 @@ def dask_fit(cfg, paths, sizes):
                       dashboard_address=None) as cl, Client(cl) as client:
         client.run(H.pin_threads, 1)
         start = client.run(_worker_peak)
+        cpu0 = client.run(_cpu_seconds)
         X = dask_counts(paths, sizes, cfg["n_words"])
+        driver0 = _cpu_seconds()
         t0 = time.perf_counter()
         lda = _model(cfg).fit(X)
         fit_s = time.perf_counter() - t0
+        driver_cpu = _cpu_seconds() - driver0
+        cpu1 = client.run(_cpu_seconds)
         peaks = client.run(_worker_peak)
     return {"fit_s": fit_s, "worker_peak_rss_mb": sorted(peaks.values()),
+            "worker_cpu_s": sorted(cpu1[w] - cpu0[w] for w in cpu1),
+            "client_cpu_s": driver_cpu,
             "worker_rss_at_start_mb": sorted(start.values()),
             "client_peak_rss_mb": H.peak_rss_mb(), "components": lda.components_,
             "alpha": lda.alpha_, "n_docs": lda.n_docs_}
@@ -216,6 +253,90 @@ def run(args):
     return res
 
 
+def _paged_in_kb() -> int:
+    """KB read from block devices by the whole machine so far (``pgpgin`` of /proc/vmstat)."""
+    try:
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("pgpgin "):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_large(args):
+    """Only the Dask fit, on a corpus too large to fit in memory here (no comparison)."""
+    from tensornet.topics import match_topics
+
+    cfg = _config(args)
+    cfg["n_docs"] = args.docs or TARGET_DOCS
+    root = Path(args.data_dir or os.path.join(tempfile.gettempdir(), "tensornet-bench-dask"))
+    paths, sizes, gen_s, folder = make_corpus_on_disk(cfg, root)
+    disk_mb = sum(p.stat().st_size for p in paths) / 2**20
+    print(f"corpus: {cfg['n_docs']:,} documents in {len(paths)} chunks, {disk_mb:,.0f} MB on "
+          f"disk ({gen_s:.0f} s to generate)", flush=True)
+    read0 = _paged_in_kb()
+    dk = dask_fit(cfg, paths, sizes)
+    read_gb = (_paged_in_kb() - read0) / 2**20
+    print(f"dask: {dk['fit_s']:.1f} s, worker peaks {dk['worker_peak_rss_mb']}, worker CPU "
+          f"{dk['worker_cpu_s']}", flush=True)
+    after = memory_cgroup()
+    nnz = 0
+    for path in paths:  # the last entry of each chunk's indptr, without reading its data
+        with np.load(path) as f:
+            nnz += int(f["indptr"][-1])
+    machine_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    res = {"config": cfg, "chunks": len(paths), "disk_mb": disk_mb, "generate_s": gen_s,
+           "data_dir": str(folder),
+           "dask": {k: v for k, v in dk.items() if k not in ("components", "alpha")},
+           "recovery_l1_dask": match_topics(_topics(cfg), dk["components"]).mean_l1,
+           "nnz": nnz, "machine_memory_gb": machine_gb,
+           "float64_csr_gb_estimate": (12 * nnz + 8 * cfg["n_docs"]) / 2**30,
+           "cgroup_limit_gb": None if after is None else after[0] / 2**30,
+           "cgroup_peak_gb": None if after is None else after[1] / 2**30,
+           "read_from_disk_gb": read_gb}
+    if args.no_keep:
+        for p in paths:
+            p.unlink()
+    return res
+
+
+def markdown_large(payload) -> str:
+    r = payload["result"]
+    cfg, dk, m = r["config"], r["dask"], payload["machine"]
+    out = [f"### A corpus of {cfg['n_docs']:,} documents, Dask fit only\n",
+           (f"Machine: {m['cpu']}, {m['cores']} cores, {r['machine_memory_gb']:.0f} GB of memory. "
+            f"{cfg['n_docs']:,} documents x {cfg['n_words']:,} words, k = {cfg['n_topics']}, "
+            f"{r['chunks']} chunk files, {r['disk_mb'] / 1024:.1f} GB on disk (generated in "
+            f"{r['generate_s'] / 60:.0f} min on 2 worker processes, not part of the fit time). "
+            f"{r['nnz']:,} non-zeros. An in-memory fit would need the corpus as one float64 "
+            f"CSR, about {r['float64_csr_gb_estimate']:.0f} GB, plus its working arrays"
+            + (": more than this machine's memory, so there is no in-memory row."
+               if r["float64_csr_gb_estimate"] > 0.8 * r["machine_memory_gb"] else
+               " (it would fit here; see the comparison above).")
+            + " One run. Script: "
+            f"`python -m benchmarks.bench_dask_topics --large --docs {cfg['n_docs']}`."), ""]
+    if r["cgroup_limit_gb"] is not None:
+        out.append(f"The whole run (client and both workers) ran inside a cgroup-v1 memory "
+                   f"group limited to {r['cgroup_limit_gb']:.0f} GB, page cache included "
+                   f"(peak use {r['cgroup_peak_gb']:.1f} GB)"
+                   + (": the chunk files cannot stay cached, so every pass reads them from disk "
+                      f"({r['read_from_disk_gb']:.0f} GB read from disk during the fit, "
+                      f"{r['read_from_disk_gb'] / (r['disk_mb'] / 1024):.1f}x the corpus).\n"
+                      if r["cgroup_limit_gb"] < r["disk_mb"] / 1024 else ".\n"))
+    rows = [["wall time of the fit", f"{dk['fit_s']:.0f} s ({dk['fit_s'] / 60:.1f} min)"],
+            ["CPU time per worker", " / ".join(f"{x:,.0f} s" for x in dk["worker_cpu_s"])],
+            ["CPU time of the client", f"{dk['client_cpu_s']:,.0f} s"],
+            ["peak memory per worker", " / ".join(f"{x:,.0f} MB" for x in dk["worker_peak_rss_mb"])
+             + " (" + " / ".join(f"{x:,.0f}" for x in dk["worker_rss_at_start_mb"])
+             + " MB idle)"],
+            ["peak memory of the client", f"{dk['client_peak_rss_mb']:,.0f} MB"],
+            ["documents fitted", f"{dk['n_docs']:,}"],
+            ["planted-topic L1 error (mean)", f"{r['recovery_l1_dask']:.4f}"]]
+    out.append(H.markdown_table(["measure", "value"], rows))
+    return "\n".join(out)
+
+
 def markdown(payload) -> str:
     r = payload["result"]
     cfg = r["config"]
@@ -249,6 +370,12 @@ def markdown(payload) -> str:
     out.append(H.markdown_table(["fit", "time", "peak memory", "topic L1 error (mean)"], rows))
     out.append(f"\nSame model: largest |Δ components_| = {r['max_abs_diff_components']:.1e}, "
                f"largest relative Δ alpha_ = {r['max_rel_diff_alpha']:.1e}.")
+    large = H.RESULTS / f"{NAME}-large.json"
+    if large.exists():
+        big = json.loads(large.read_text())["result"]
+        out.append(f"\nThe larger corpus ({big['config']['n_docs']:,} documents, "
+                   f"{big['disk_mb'] / 1024:.1f} GB on disk) is measured in the next section.")
+        return "\n".join(out + _gpu_note(m))
     out.append(f"\n**Extrapolated, not measured** to {TARGET_DOCS:,} documents: about "
                f"{ex['dask_fit_s'] / 60:.0f} min for the Dask fit on this machine, "
                f"{ex['disk_gb']:.0f} GB of chunk files ({ex['corpus_in_memory_gb']:.0f} GB as one "
@@ -263,13 +390,17 @@ def markdown(payload) -> str:
                f"{ex['corpus_float64_csr_gb']:.0f} GB as the float64 CSR an in-memory fit needs) "
                "was not generated or fitted: generating and fitting it would hold this shared "
                "2-core machine for about an hour.")
-    if m.get("device", "cpu") == "cpu":
-        out.append("\n**GPU: not measured.** No GPU was available for this run: the issue's "
-                   "target (TensorLDA on 8,000,000 documents x 100,000 words, k = 20, in under "
-                   "2 minutes on one H100) has no number here, and none is estimated; "
-                   "`fit_dask` on CuPy chunks is covered by `tests/distributed/test_gpu.py` "
-                   "(skipped without CUDA).")
-    return "\n".join(out)
+    return "\n".join(out + _gpu_note(m))
+
+
+def _gpu_note(machine) -> list:
+    if machine.get("device", "cpu") != "cpu":
+        return []
+    return ["\n**GPU: not measured.** No GPU was available for this run: the issue's "
+            "target (TensorLDA on 8,000,000 documents x 100,000 words, k = 20, in under "
+            "2 minutes on one H100) has no number here, and none is estimated; "
+            "`fit_dask` on CuPy chunks is covered by `tests/distributed/test_gpu.py` "
+            "(skipped without CUDA)."]
 
 
 def main(argv=None):
@@ -278,10 +409,30 @@ def main(argv=None):
                        "quick 100,000)")
         p.add_argument("--data-dir", default=None, help="where the chunk files go (reused)")
         p.add_argument("--no-keep", action="store_true", help="delete the chunk files after")
+        p.add_argument("--report-only", action="store_true", help="rebuild the README "
+                       "sections from the saved results JSON")
+        p.add_argument("--large", action="store_true", help="only the Dask fit, on --docs "
+                       "documents (default 20,000,000): a corpus too big for the in-memory fit")
 
     args = H.parse_args(__doc__.splitlines()[0], argv, extra)
+    if args.report_only:  # rebuild the README sections from the saved results
+        for name, section, render in ((NAME, SECTION, markdown),
+                                      (NAME + "-large", SECTION + "-large", markdown_large)):
+            path = H.RESULTS / f"{name}.json"
+            if path.exists():
+                H.update_readme(section, render(json.loads(path.read_text())))
+        return
     if args.device != "cpu":
         print("bench_dask_topics runs on CPU workers; GPU Dask workers would take CuPy chunks")
+        return
+    if args.large:
+        payload = {"machine": H.machine(args.device, args.threads), "quick": False,
+                   "result": run_large(args)}
+        H.write_results(NAME + "-large", payload, args.device)
+        md = markdown_large(payload)
+        print(md)
+        if not args.no_readme:
+            H.update_readme(SECTION + "-large", md)
         return
     payload = {"machine": H.machine(args.device, args.threads), "quick": args.quick,
                "result": run(args)}
