@@ -428,7 +428,7 @@ def _refine(model, parts, share, compute, split_every):
     """``refine_topics`` with its sum over documents done per chunk on the cluster."""
     import dask
 
-    from ..topics._inference import refine_topics
+    from ..topics._inference import _refine_mstep, refine_topics
 
     # the settings TensorLDA.fit uses in memory: refine_topics' defaults
     defaults = {name: p.default for name, p in inspect.signature(refine_topics).parameters.items()
@@ -443,8 +443,7 @@ def _refine(model, parts, share, compute, split_every):
                                   for p in parts], _plus, split_every))
         if sst is None:
             raise ValueError("no documents to refine the topics on")
-        new = beta * sst.T + prior
-        beta = new / new.sum(1, keepdims=True)
+        beta = _refine_mstep(beta, sst, prior)
         logger.info("fit_dask: refinement pass %d of %d done", i + 1, model.refine_passes)
     return beta
 

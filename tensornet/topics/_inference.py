@@ -142,9 +142,15 @@ def refine_topics(C: CountMatrix, components, alpha, n_passes: int, max_iter: in
                 sst = part if sst is None else sst + part
                 if progress is not None:
                     progress.update(b - a)
-            new = beta * np.asarray(_to_host(sst), dtype=np.float64).T + topic_word_prior
-            beta = new / new.sum(1, keepdims=True)
+            beta = _refine_mstep(beta, np.asarray(_to_host(sst), dtype=np.float64),
+                                 topic_word_prior)
     return beta
+
+
+def _refine_mstep(beta, sst, topic_word_prior):
+    """New topics from the E-step statistics ``sst`` (V x k): ``β ∝ prior + β · sst^T``."""
+    new = beta * sst.T + topic_word_prior
+    return new / new.sum(1, keepdims=True)
 
 
 def split_counts(X: sp.csr_matrix, fraction: float = 0.5, random_state=0):
