@@ -49,7 +49,7 @@ MODELS = {
     "mlp-5.8M": (784, 2048, 2048, 10),      # a wider one, where bytes matter more
 }
 GRID = {"sgd": (0.02, 0.05, 0.1, 0.2, 0.4), "signum": (3e-4, 1e-3, 3e-3),
-        "signsgd": (1e-4, 3e-4, 1e-3, 3e-3)}
+        "signsgd": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)}
 QUICK_LR = {"sgd": 0.05, "signum": 1e-3, "signsgd": 3e-4}
 LABEL = {"sgd": "DDP-SGD (fp32 all-reduce, momentum 0.9)",
          "signum": "Signum-MV (1-bit majority vote, momentum 0.9)",
@@ -347,6 +347,9 @@ def markdown(payload) -> str:
     if tr:
         out.append("\n### Bytes sent per training step by each rank (1-bit majority vote vs "
                    "fp32 all-reduce)\n")
+        if payload.get("traffic_date"):
+            out.append(f"(Byte counts and step times from the run of {payload['traffic_date']}; "
+                       "the accuracy table below was rerun later.)\n")
         out.append("Formula: ring all-reduce sends 2(M-1)/M x 4n bytes, the all-gather of packed "
                    "signs (M-1) x n/8 (grows with M). Measured: the rank's TCP `bytes_sent` "
                    "(kernel counters via `ss -ti`) over the timed steps, minus barriers, "
@@ -448,6 +451,14 @@ def main(argv=None):
             payload["traffic"] = run_traffic(args, out_dir)
         if "accuracy" in parts:
             payload["accuracy"] = run_accuracy(args, out_dir)
+    if "traffic" not in parts and not args.quick:
+        # keep the byte-count table of the last full run (its date goes into the README)
+        previous = H.RESULTS / f"{NAME}.json"
+        if previous.exists():
+            old = json.loads(previous.read_text())
+            if "traffic" in old:
+                payload["traffic"] = old["traffic"]
+                payload["traffic_date"] = old.get("traffic_date", old["machine"]["date"])
     H.write_results(NAME + ("-quick" if args.quick else ""), payload, args.device)
     md = markdown(payload)
     print(md)
