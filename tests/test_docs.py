@@ -71,7 +71,8 @@ def test_docstring_examples(name):
     missing = _missing_imports(tests)
     if missing:
         pytest.skip(f"the examples of {name} need {', '.join(missing)}, not installed")
-    runner = _Runner(optionflags=FLAGS)
+    # verbose=False: doctest otherwise turns verbose when '-v' is in sys.argv (pytest -v)
+    runner = _Runner(optionflags=FLAGS, verbose=False)
     failures, needs = [], []
     for test in tests:
         out = []
