@@ -15,8 +15,8 @@ split (fit and coherence) and the same 10 % held-out split.
 Contenders, each at its documented defaults for ``k`` topics
 ------------------------------------------------------------
 * ``tensornet``: ``TensorLDA(k)`` at its defaults (alpha0=1.0, method of
-  moments, then 3 variational EM passes started from the spectral topics on
-  at most 50,000 documents); ``tensornet-auto``: ``TensorLDA(k,
+  moments, then 3 variational EM passes over the documents started from the
+  spectral topics); ``tensornet-auto``: ``TensorLDA(k,
   alpha0='auto')`` (α0 chosen by held-out likelihood, same refinement);
   ``tensornet-mom``: ``TensorLDA(k, refine_passes=0)`` (the pure method of
   moments, no EM pass).
@@ -516,8 +516,8 @@ def run_scale(args):
             f"{m['cpu']}, {m['threads']} threads, {m['date']}. Synthetic LDA corpus generated "
             "by `make_lda_corpus` (α0 = 1, Poisson lengths, topics ~ Dirichlet(0.1)); one fit "
             f"of `TensorLDA({k})` at its defaults ({res['passes']} passes over the data: "
-            f"{model.n_power_iter + 3} for the moments, then {model.refine_passes} EM passes on "
-            f"a sample of {min(n_docs, model.refine_max_docs or n_docs):,} documents).",
+            f"{model.n_power_iter + 3} for the moments, then {model.refine_passes} variational "
+            f"EM passes over {min(n_docs, model.refine_max_docs or n_docs):,} documents).",
             "",
             markdown_table(
                 ["documents × words", "topics", "non-zeros", "generate", "TensorLDA fit",

@@ -52,6 +52,9 @@ def add_parser(sub):
                         "likelihood (default: %(default)s)")
     f.add_argument("--decomposition", default="power", choices=["power", "als"],
                    help="tensor decomposition (default: %(default)s)")
+    f.add_argument("--refine-passes", type=int, default=3, metavar="N",
+                   help="variational EM passes that polish the spectral topics; 0 keeps the "
+                        "pure method of moments, the fastest fit (default: %(default)s)")
     f.add_argument("--n-words", type=int, default=10, help="top words shown and saved per topic "
                                                            "(default: %(default)s)")
     f.add_argument("--min-df", type=int, default=2,
@@ -81,6 +84,8 @@ def _alpha0(text: str):
 def _check_args(args):
     if args.n_topics < 1:
         raise CLIError(f"--n-topics must be a positive integer; got {args.n_topics}")
+    if args.refine_passes < 0:
+        raise CLIError(f"--refine-passes must be 0 or more; got {args.refine_passes}")
     if args.n_words < 1:
         raise CLIError(f"--n-words must be a positive integer; got {args.n_words}")
     if args.min_df < 1:
@@ -138,7 +143,8 @@ def _fit(args) -> int:
     echo(f"read {X.shape[0]} documents, {X.sum():,} tokens, vocabulary {X.shape[1]:,} "
           f"({t_read:.1f} s)")
     model = TensorLDA(args.n_topics, alpha0=alpha0, decomposition=args.decomposition,
-                      random_state=args.seed, verbose=verbose)
+                      refine_passes=args.refine_passes, random_state=args.seed,
+                      verbose=verbose)
     t1 = time.perf_counter()
     try:
         model.fit(X)

@@ -192,12 +192,14 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         held-out likelihood (benchmarks/README.md). 0 keeps the pure
         method-of-moments estimate (the fastest fit). ``partial_fit`` never
         refines (it has only its chunk).
-    refine_max_docs : int or None, default 50000
-        The passes run on at most this many documents, a systematic sample
-        (every s-th document, s = ceil(n_docs / refine_max_docs)), so their
-        cost does not grow with the corpus; ``None`` uses every document.
-        The sample's expected counts estimate the topics as well as the
-        whole corpus's once it has tens of thousands of documents.
+    refine_max_docs : int or None, default None
+        Run the passes on at most this many documents, a systematic sample
+        (every s-th document, s = ceil(n_docs / refine_max_docs)), to bound
+        their cost on large corpora; ``None`` uses every document. The
+        sample's counts then replace the moments' estimate of the topics:
+        on the 1,000,000-document synthetic benchmark a 50,000-document
+        sample raised the recovery error from 0.08 to 0.21, so bound it only
+        when time matters more than accuracy (or use ``refine_passes=0``).
     max_doc_update_iter : int, default 100
         Iterations of the per-document variational update in ``transform``.
     mean_change_tol : float, default 1e-3
@@ -291,7 +293,7 @@ class TensorLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def __init__(self, n_topics=10, *, alpha0=1.0, alpha0_grid=(0.1, 0.3, 1.0, 3.0, 10.0),
                  decomposition="als", n_restarts=10, max_iter=100, tol=1e-10,
                  oversampling=20, n_power_iter=2, batch_size=None, refine_passes=3,
-                 refine_max_docs=50_000,
+                 refine_max_docs=None,
                  max_doc_update_iter=100, mean_change_tol=1e-3, validation_fraction=0.1,
                  random_state=None, verbose=False):
         self.n_topics = n_topics

@@ -73,6 +73,7 @@ def test_fit_dir_and_csv_with_auto_alpha0(tmp_path, lee_texts, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--n-topics", "1000"], "must be smaller than the number of documents"),
     (["--n-topics", "0"], "--n-topics must be a positive integer"),
+    (["--n-topics", "3", "--refine-passes", "-1"], "--refine-passes must be 0 or more"),
     (["--n-topics", "3", "--alpha0", "big"], "--alpha0 must be a positive number or 'auto'"),
     (["--n-topics", "3", "--alpha0", "-1"], "--alpha0 must be a positive number"),
     (["--n-topics", "3", "--max-df", "2"], "--max-df must be in"),
