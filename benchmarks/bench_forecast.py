@@ -180,11 +180,14 @@ def _make(model, series, L, Hmax, quick, seed, k=1, m=0):
     )
 
     tk = _train_kwargs(quick, seed)
-    if model == "ttlstm":
-        return TTLSTMForecaster(L, Hmax, **_tt_kwargs(quick), **tk)
-    if model == "lstm":
+    hw = model.endswith("-hw")
+    if model in ("ttlstm", "ttlstm-hw"):
+        return TTLSTMForecaster(L, Hmax, **_tt_kwargs(quick), highway=hw, **tk)
+    if model in ("lstm", "lstm-hw"):
         n_tt = TTLSTMForecaster(L, Hmax, **_tt_kwargs(quick)).count_parameters(k, m)
-        return LSTMForecaster(L, Hmax, hidden_size=_lstm_hidden_at_least(n_tt, k, k, m), **tk)
+        # the highway adds the same L * H + H parameters to both models
+        return LSTMForecaster(L, Hmax, hidden_size=_lstm_hidden_at_least(n_tt, k, k, m),
+                              highway=hw, **tk)
     if model == "linear":
         return LinearForecaster(L, Hmax, **tk)
     if model == "seasonal_naive":
@@ -294,18 +297,22 @@ def accuracy(args):
     jobs = []
     for name in series:
         models = (["ttlstm", "lstm", "linear", "naive"] if name == "genz" else
-                  ["ttlstm", "lstm", "linear", "seasonal_naive", "ets"])
+                  ["ttlstm", "lstm", "linear", "seasonal_naive", "ets", "ttlstm-hw", "lstm-hw"])
+        if args.models:
+            models = [m for m in models if m in args.models]
         for model in models:
-            for seed in (seeds if model in ("ttlstm", "lstm", "linear") else [0]):
+            for seed in (seeds if model in NEURAL else [0]):
                 if args.quick and model == "ets":
                     continue
                 jobs.append({"series": name, "model": model, "seed": seed, "quick": args.quick})
     # longest first so the pool stays busy
-    cost = {"ttlstm": 3, "lstm": 2, "ets": 1, "linear": 0, "seasonal_naive": 0, "naive": 0}
+    cost = {"ttlstm": 3, "ttlstm-hw": 3, "lstm": 2, "lstm-hw": 2, "ets": 1, "linear": 0,
+            "seasonal_naive": 0, "naive": 0}
     jobs.sort(key=lambda j: -cost[j["model"]])
     t0 = time.perf_counter()
     results = []
     for r in H.run_jobs(_job, jobs, args.jobs):
+        r["measured"] = H.machine(args.device, args.threads)["date"]
         results.append(r)
         print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  "
               f"{r['seconds']:6.1f} s", flush=True)
@@ -331,7 +338,9 @@ def accuracy(args):
 # ---------------------------------------------------------------------------
 
 MODEL_LABEL = {"ttlstm": "TT-LSTM", "lstm": "LSTM s2s", "linear": "linear (DLinear)",
-               "seasonal_naive": "seasonal naive", "naive": "naive (last value)", "ets": "ETS"}
+               "seasonal_naive": "seasonal naive", "naive": "naive (last value)", "ets": "ETS",
+               "ttlstm-hw": "TT-LSTM + highway", "lstm-hw": "LSTM s2s + highway"}
+NEURAL = ("ttlstm", "lstm", "linear", "ttlstm-hw", "lstm-hw")
 
 
 def _agg(runs, name, model, h):
@@ -397,6 +406,14 @@ def report(speed_res, acc_res, args, plot_path):
                      f"{acc_res['settings']['covariates']}.")
         lines.append("")
         runs = acc_res["runs"]
+        dates = {}
+        for r in runs:
+            dates.setdefault(r.get("measured", "?")[:10], set()).add(MODEL_LABEL[r["model"]])
+        if len(dates) > 1:
+            lines.append("Runs measured on different days (`--add` reran only some models and "
+                         "kept the earlier runs of the others): " + "; ".join(f"{d}: {', '.join(sorted(ms))}"
+                                                    for d, ms in sorted(dates.items())) + ".")
+            lines.append("")
         for name, meta in acc_res["series"].items():
             models = [m for m in MODEL_LABEL if any(r["series"] == name and r["model"] == m
                                                    for r in runs)]
@@ -450,28 +467,30 @@ def _targets(speed_res, acc_res):
             ", ".join(f"order {p} {_fmt_ratio(rows[p]['vs_lstm_time'])}" for p in rows) + ")")
     if acc_res:
         runs = acc_res["runs"]
-        beats_lstm, vs_linear = [], []
-        for name, meta in acc_res["series"].items():
-            hmax = meta["horizons"][-1]
-            tt = _agg(runs, name, "ttlstm", hmax)
-            ls = _agg(runs, name, "lstm", hmax)
-            li = _agg(runs, name, "linear", hmax)
-            if tt and ls:
-                gain = 1 - tt[0] / ls[0]
-                beats_lstm.append(f"{name} {gain:+.2%}")
-            if tt and li and name != "genz":
-                vs_linear.append((name, tt[0] <= li[0], tt[0] / li[0] - 1))
-        if beats_lstm:
-            gains = [float(s.split()[-1].rstrip("%")) for s in beats_lstm]
-            out.append("TT-LSTM vs LSTM seq2seq at the longest horizon (RMSE reduction, TT has "
-                       "no more parameters): " + ", ".join(beats_lstm) +
-                       f" — target ≥ 5 %: met on {sum(g >= 5 for g in gains)} of {len(gains)}")
-        if vs_linear:
-            ok = sum(v[1] for v in vs_linear)
-            out.append("TT-LSTM no worse than linear at the longest horizon: " + ", ".join(
-                f"{n} {d:+.2%}" for n, _, d in vs_linear) +
-                f" — {'met' if ok >= 2 else 'missed'} ({ok} of {len(vs_linear)} real series; "
-                "target 2)")
+        for tt_m, ls_m, label in (("ttlstm", "lstm", ""),
+                                  ("ttlstm-hw", "lstm-hw", " (both with the highway)")):
+            beats_lstm, vs_linear = [], []
+            for name, meta in acc_res["series"].items():
+                hmax = meta["horizons"][-1]
+                tt = _agg(runs, name, tt_m, hmax)
+                ls = _agg(runs, name, ls_m, hmax)
+                li = _agg(runs, name, "linear", hmax)
+                if tt and ls:
+                    beats_lstm.append((name, 100 * (1 - tt[0] / ls[0])))
+                if tt and li and name != "genz":
+                    vs_linear.append((name, tt[0] <= li[0], tt[0] / li[0] - 1))
+            if beats_lstm:
+                out.append(f"{MODEL_LABEL[tt_m]} vs {MODEL_LABEL[ls_m]} at the longest horizon "
+                           "(RMSE reduction, TT has no more parameters): " +
+                           ", ".join(f"{n} {g:+.2f}%" for n, g in beats_lstm) +
+                           f" — target ≥ 5 %: met on {sum(g >= 5 for _, g in beats_lstm)} of "
+                           f"{len(beats_lstm)}")
+            if vs_linear:
+                ok = sum(v[1] for v in vs_linear)
+                out.append(f"{MODEL_LABEL[tt_m]} no worse than linear at the longest horizon"
+                           f"{label}: " + ", ".join(f"{n} {d:+.2%}" for n, _, d in vs_linear) +
+                           f" — {'met' if ok >= 2 else 'missed'} ({ok} of {len(vs_linear)} "
+                           "real series; target 2)")
     return out
 
 
@@ -492,7 +511,7 @@ def plot(acc_res, path):
                 continue
             mean = np.array([v[0] for v in vals])
             sd = np.array([v[1] for v in vals])
-            ax.errorbar(hs, mean, yerr=sd, marker="o", ms=3, lw=1.4 if m == "ttlstm" else 1,
+            ax.errorbar(hs, mean, yerr=sd, marker="o", ms=3, lw=1.4 if m.startswith("ttlstm") else 1,
                         color=f"C{j}", label=MODEL_LABEL[m], capsize=2)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -519,6 +538,12 @@ def main(argv=None):
                        help="memory budget for the full-state-tensor runs")
         p.add_argument("--report-only", action="store_true",
                        help="rebuild the tables and the plot from the saved results JSON")
+        p.add_argument("--models", nargs="+", choices=list(MODEL_LABEL),
+                       help="accuracy: run only these models")
+        p.add_argument("--add", action="store_true",
+                       help="accuracy: keep the saved results JSON (speed and every other "
+                            "run) and replace only the runs of --models on --series; each run "
+                            "records when it was measured")
 
     args = H.parse_args(__doc__.splitlines()[0], argv, extra)
     t0 = time.perf_counter()
@@ -534,6 +559,22 @@ def main(argv=None):
     if args.part in ("speed", "all"):
         print("speed ...", flush=True)
         speed_res = speed(args)
+    if args.add:
+        import json
+
+        saved = json.loads((H.RESULTS / f"{NAME}{suffix}.json").read_text())
+        if not args.models:
+            raise SystemExit("--add needs --models")
+        speed_res, old = saved["speed"], saved["accuracy"]
+        print("accuracy (adding runs) ...", flush=True)
+        new = accuracy(args)
+        replaced = {(r["series"], r["model"]) for r in new["runs"]}
+        old_date = saved["machine"]["date"]
+        kept = [dict(r, measured=r.get("measured", old_date)) for r in old["runs"]
+                if (r["series"], r["model"]) not in replaced]
+        acc_res = dict(old, runs=kept + new["runs"],
+                       wall_seconds=old["wall_seconds"] + new["wall_seconds"])
+        args.part = "none"
     if args.part in ("accuracy", "all"):
         print("accuracy ...", flush=True)
         acc_res = accuracy(args)
@@ -545,6 +586,10 @@ def main(argv=None):
     if args.report_only:
         payload = saved
         payload["markdown"] = md
+    elif args.add:
+        payload = saved
+        payload.update(accuracy=acc_res, markdown=md,
+                       updated=H.machine(args.device, args.threads)["date"])
     else:
         payload = {"machine": H.machine(args.device, args.threads), "quick": args.quick,
                    "speed": speed_res, "accuracy": acc_res,
@@ -555,7 +600,9 @@ def main(argv=None):
     if not args.no_readme and not args.quick:
         H.update_readme(SECTION, "## Forecasting (TT-LSTM)\n\n" + md +
                         f"\n_{payload['machine']['cpu']}, torch threads {args.threads}, "
-                        f"{payload['machine']['date']}; `python -m benchmarks.bench_forecast`_")
+                        f"{payload['machine']['date']}"
+                        + (f"; runs added {payload['updated']}" if payload.get("updated") else "")
+                        + "; `python -m benchmarks.bench_forecast`_")
     return 0
 
 

@@ -32,12 +32,16 @@ class _ForecastNet(nn.Module):
     ``forward(enc, dec_cov, n, target=None, tf_prob=0, generator=None)``:
     ``enc`` (B, L, k + m) holds scaled targets then covariates, ``dec_cov``
     (B, n, m) the covariates of the forecast steps; returns (B, n, k).
+    ``highway=(L, H)`` adds a linear map from each channel's (normalised)
+    look-back window to its next H values, shared by the channels, to the
+    network's output (an autoregressive skip connection, as in LSTNet).
     """
 
-    def __init__(self, n_out: int, window_norm: str):
+    def __init__(self, n_out: int, window_norm: str, highway=None):
         super().__init__()
         self.n_out = n_out
         self.window_norm = window_norm
+        self.highway = None if highway is None else nn.Linear(*highway)
 
     def forward(self, enc, dec_cov, n, target=None, tf_prob=0.0, generator=None):
         k = self.n_out
@@ -50,7 +54,19 @@ class _ForecastNet(nn.Module):
             if target is not None:
                 target = target - level
         out = self._run(enc, dec_cov, n, target, tf_prob, generator)
+        if self.highway is not None:
+            if n > self.highway.out_features:
+                raise ValueError(f"n must be at most the horizon {self.highway.out_features} "
+                                 f"with a highway; got n={n}")
+            skip = self.highway(enc[..., :k].transpose(1, 2)).transpose(1, 2)
+            out = out + skip[:, :n]
         return out if level is None else out + level
+
+    def _reset_highway(self):
+        if self.highway is not None:  # starts as the plain network
+            with torch.no_grad():
+                self.highway.weight.zero_()
+                self.highway.bias.zero_()
 
     def _run(self, enc, dec_cov, n, target, tf_prob, generator):  # pragma: no cover
         raise NotImplementedError
@@ -67,8 +83,8 @@ def _feed_back(pred, target, j, tf_prob, generator):
 
 class _TTSeq2Seq(_ForecastNet):
     def __init__(self, n_out, n_cov, hidden_size, lags, order, rank, window_norm,
-                 decoder_rank=None):
-        super().__init__(n_out, window_norm)
+                 decoder_rank=None, highway=None):
+        super().__init__(n_out, window_norm, highway)
         from ..nn import TTLSTM, TTLSTMCell
 
         self.encoder = TTLSTM(n_out + n_cov, hidden_size, lags, order, rank)
@@ -98,11 +114,12 @@ class _TTSeq2Seq(_ForecastNet):
         self.encoder.reset_parameters(generator)
         self.decoder.reset_parameters(generator)
         _init_linear(self.head, generator)
+        self._reset_highway()
 
 
 class _LSTMSeq2Seq(_ForecastNet):
-    def __init__(self, n_out, n_cov, hidden_size, num_layers, window_norm):
-        super().__init__(n_out, window_norm)
+    def __init__(self, n_out, n_cov, hidden_size, num_layers, window_norm, highway=None):
+        super().__init__(n_out, window_norm, highway)
         self.encoder = nn.LSTM(n_out + n_cov, hidden_size, num_layers=num_layers,
                                batch_first=True)
         self.decoder = nn.LSTM(n_out + n_cov, hidden_size, num_layers=num_layers,
@@ -129,6 +146,7 @@ class _LSTMSeq2Seq(_ForecastNet):
                 for p in lstm.parameters():
                     p.uniform_(-bound, bound, generator=generator)
         _init_linear(self.head, generator)
+        self._reset_highway()
 
 
 @torch.no_grad()
@@ -249,6 +267,8 @@ class NeuralForecaster(BaseForecaster):
         if self.max_windows is not None:
             check_int(self.max_windows, "max_windows", min_value=1)
         check_option(self.window_norm, "window_norm", _WINDOW_NORMS)
+        if not isinstance(getattr(self, "highway", False), (bool, np.bool_)):
+            raise TypeError(f"highway must be True or False; got {self.highway!r}")
         if not isinstance(self.device, (str, torch.device)):
             raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got "
                             f"{self.device!r}")
@@ -278,6 +298,9 @@ class NeuralForecaster(BaseForecaster):
                 raise ValueError("optimizer_kwargs is only used with an optimizer name or "
                                  "class; a callable optimizer builds its own (got "
                                  f"optimizer_kwargs={kw!r})")
+
+    def _highway_shape(self):
+        return (self.lookback, self.horizon) if getattr(self, "highway", False) else None
 
     def _seed(self) -> int:
         rs = self.random_state
@@ -464,6 +487,15 @@ class NeuralForecaster(BaseForecaster):
 
 _NAMES_DOC = ", ".join(repr(n) for n in _OPTIMIZER_NAMES)
 
+_HIGHWAY_DOC = """    highway : bool, default False
+        Add a linear autoregressive skip (LSTNet's "highway"): one linear map
+        from each channel's normalised look-back window to its next
+        ``horizon`` values, shared by the channels and added to the
+        network's forecast (``lookback * horizon + horizon`` more
+        parameters, started at zero). The recurrent network then models
+        what a linear forecaster misses (see benchmarks/README.md).
+"""
+
 _TRAIN_DOC = """
     epochs : int, default 100
         Maximum passes over the training windows.
@@ -537,7 +569,7 @@ class TTLSTMForecaster(NeuralForecaster):
         sparse start of Bregman training (``optimizer="linbreg"`` or
         ``"adabreg"`` with ``optimizer_kwargs={"reg": RankL1(lam)}``); then
         :meth:`prune_ranks` cuts the components that stayed zero.
-    """ + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
+""" + _HIGHWAY_DOC + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
     Attributes
     ----------
     net_ : torch.nn.Module
@@ -567,7 +599,8 @@ class TTLSTMForecaster(NeuralForecaster):
                  scheduled_sampling=0.0, epochs=100, batch_size=64, lr=3e-3,
                  weight_decay=0.0, patience=10, grad_clip=1.0, max_windows=None,
                  window_norm="last", impute=None, random_state=None, device="cpu",
-                 progress=False, optimizer=None, optimizer_kwargs=None, init_rank=None):
+                 progress=False, optimizer=None, optimizer_kwargs=None, init_rank=None,
+                 highway=False):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size
@@ -590,6 +623,7 @@ class TTLSTMForecaster(NeuralForecaster):
         self.optimizer = optimizer
         self.optimizer_kwargs = optimizer_kwargs
         self.init_rank = init_rank
+        self.highway = highway
 
     def _check_params(self):
         super()._check_params()
@@ -605,12 +639,13 @@ class TTLSTMForecaster(NeuralForecaster):
                                  f"init_rank={self.init_rank!r} with order=1")
 
     def _build_net(self, k, m, ranks=None):
+        hw = self._highway_shape()
         if ranks is None:
             return _TTSeq2Seq(k, m, self.hidden_size, self.lags, self.order, self.rank,
-                              self.window_norm)
+                              self.window_norm, highway=hw)
         return _TTSeq2Seq(k, m, self.hidden_size, self.lags, self.order,
                           list(ranks["encoder"]) or 1, self.window_norm,
-                          decoder_rank=list(ranks["decoder"]) or 1)
+                          decoder_rank=list(ranks["decoder"]) or 1, highway=hw)
 
     def _prepare_net(self, net) -> None:
         if self.init_rank is not None:
@@ -673,7 +708,7 @@ class LSTMForecaster(NeuralForecaster):
     hidden_size : int, default 64
     num_layers : int, default 1
     scheduled_sampling : float, default 0
-    """ + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
+""" + _HIGHWAY_DOC + _TRAIN_DOC.format(lr="3e-3", names=_NAMES_DOC) + """
     Examples
     --------
     >>> import numpy as np
@@ -689,7 +724,7 @@ class LSTMForecaster(NeuralForecaster):
                  epochs=100, batch_size=64, lr=3e-3, weight_decay=0.0, patience=10,
                  grad_clip=1.0, max_windows=None, window_norm="last", impute=None,
                  random_state=None, device="cpu", progress=False, optimizer=None,
-                 optimizer_kwargs=None):
+                 optimizer_kwargs=None, highway=False):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size
@@ -709,6 +744,7 @@ class LSTMForecaster(NeuralForecaster):
         self.progress = progress
         self.optimizer = optimizer
         self.optimizer_kwargs = optimizer_kwargs
+        self.highway = highway
 
     def _check_params(self):
         super()._check_params()
@@ -716,5 +752,5 @@ class LSTMForecaster(NeuralForecaster):
         check_int(self.num_layers, "num_layers", min_value=1)
 
     def _build_net(self, k, m):
-        return _LSTMSeq2Seq(k, m, self.hidden_size,
-                            self.num_layers, self.window_norm)
+        return _LSTMSeq2Seq(k, m, self.hidden_size, self.num_layers, self.window_norm,
+                            highway=self._highway_shape())

@@ -150,6 +150,46 @@ def test_scheduled_sampling_trains():
     assert np.isfinite(f.predict()).all()
 
 
+@pytest.mark.parametrize("cls", [TTLSTMForecaster, LSTMForecaster])
+def test_highway_starts_as_the_plain_network_and_adds_a_linear_skip(cls):
+    rng = np.random.default_rng(0)
+    y = np.stack([_sine(200), _sine(200, period=9)], axis=1) + 0.05 * rng.normal(size=(200, 2))
+    L, H = 24, 6
+    plain, hw = cls(L, H, hidden_size=8, random_state=0), cls(L, H, hidden_size=8,
+                                                                random_state=0, highway=True)
+    assert hw.count_parameters(2) == plain.count_parameters(2) + L * H + H
+    # the skip starts at zero: untrained, both networks give the same forecast
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    hw.n_features_in_ = plain.n_features_in_ = 2
+    hw.n_covariates_ = plain.n_covariates_ = 0
+    a, b = plain._new_net(g1), hw._new_net(g2)
+    enc, cov = torch.randn(3, L, 2), torch.zeros(3, H, 0)
+    torch.testing.assert_close(a(enc, cov, H), b(enc, cov, H))
+    # the skip is the linear map of each channel's normalised window, shared by the channels
+    with torch.no_grad():
+        b.highway.weight.normal_()
+        b.highway.bias.normal_()
+    level = enc[:, -1:]
+    manual = torch.einsum("hl,blk->bhk", b.highway.weight, enc - level) + b.highway.bias[:, None]
+    torch.testing.assert_close(b(enc, cov, H) - a(enc, cov, H), manual)
+    assert b(enc, cov, 4).shape == (3, 4, 2)
+    with pytest.raises(ValueError, match="at most the horizon"):
+        b(enc, torch.zeros(3, H + 1, 0), H + 1)
+
+
+def test_highway_learns_what_a_linear_map_of_the_window_predicts():
+    # two sines: the next values are an exact linear function of the normalised
+    # window, which the skip can hold; the recurrent part is kept tiny
+    t = np.arange(460)
+    y = np.sin(2 * np.pi * t / 7) + 0.5 * np.sin(2 * np.pi * t / 11)
+    kw = dict(hidden_size=2, rank=1, epochs=40, lr=2e-2, patience=40, random_state=0)
+    with_skip = TTLSTMForecaster(24, 6, highway=True, **kw).fit(y[:440])
+    without = TTLSTMForecaster(24, 6, **kw).fit(y[:440])
+    e_skip = _rmse(with_skip.predict(), y[440:446])
+    e_plain = _rmse(without.predict(), y[440:446])
+    assert e_skip < 0.1 * np.std(y) and e_skip < 0.5 * e_plain, (e_skip, e_plain)
+
+
 # -- seeds, cloning, persistence ---------------------------------------------------
 
 @pytest.mark.parametrize("cls", [TTLSTMForecaster, LSTMForecaster, LinearForecaster])
@@ -193,7 +233,8 @@ def test_save_load_round_trip(cls, tmp_path):
     if cls is SeasonalNaive:
         f = cls(season=20, horizon=6).fit(y)
     else:
-        kw = dict(epochs=2) if cls is LinearForecaster else dict(epochs=2, hidden_size=8)
+        kw = dict(epochs=2) if cls is LinearForecaster else dict(epochs=2, hidden_size=8,
+                                                                 highway=cls is LSTMForecaster)
         f = cls(20, 6, random_state=0, **kw).fit(y, X)
     Xf = rng.normal(size=(6, 1))
     before = f.predict(X_future=Xf)
@@ -267,6 +308,7 @@ def test_non_numeric_columns():
     (dict(scheduled_sampling=2.0), ValueError, "scheduled_sampling"),
     (dict(window_norm="max"), ValueError, "window_norm"),
     (dict(random_state="seed"), TypeError, "random_state"),
+    (dict(highway="yes"), TypeError, "highway"),
 ])
 def test_bad_parameters_name_themselves(params, exc, word):
     kw = dict(lookback=10, horizon=5)
