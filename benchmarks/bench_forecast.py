@@ -467,8 +467,7 @@ def _targets(speed_res, acc_res):
             ", ".join(f"order {p} {_fmt_ratio(rows[p]['vs_lstm_time'])}" for p in rows) + ")")
     if acc_res:
         runs = acc_res["runs"]
-        for tt_m, ls_m, label in (("ttlstm", "lstm", ""),
-                                  ("ttlstm-hw", "lstm-hw", " (both with the highway)")):
+        for tt_m, ls_m in (("ttlstm", "lstm"), ("ttlstm-hw", "lstm-hw")):
             beats_lstm, vs_linear = [], []
             for name, meta in acc_res["series"].items():
                 hmax = meta["horizons"][-1]
@@ -487,8 +486,8 @@ def _targets(speed_res, acc_res):
                            f"{len(beats_lstm)}")
             if vs_linear:
                 ok = sum(v[1] for v in vs_linear)
-                out.append(f"{MODEL_LABEL[tt_m]} no worse than linear at the longest horizon"
-                           f"{label}: " + ", ".join(f"{n} {d:+.2%}" for n, _, d in vs_linear) +
+                out.append(f"{MODEL_LABEL[tt_m]} no worse than linear at the longest horizon: "
+                           + ", ".join(f"{n} {d:+.2%}" for n, _, d in vs_linear) +
                            f" — {'met' if ok >= 2 else 'missed'} ({ok} of {len(vs_linear)} "
                            "real series; target 2)")
     return out
