@@ -1068,7 +1068,8 @@ def _ttl_forecaster(seed, quick, rank=None, epochs=None, **kw):
                             lags=TTL["lags"], order=TTL["order"],
                             rank=TTL["max_rank"] if rank is None else rank,
                             epochs=e if epochs is None else epochs, patience=pat,
-                            max_windows=mw, random_state=seed, **kw)
+                            max_windows=mw, random_state=seed,
+                            **{"highway": False, **kw})  # as recorded (before highway=True)
 
 
 def _ttl_warm_start(src_net, lr):

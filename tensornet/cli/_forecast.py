@@ -55,6 +55,8 @@ def add_parser(sub):
     p.add_argument("--order", type=int, default=2, help="TT-LSTM order (default: %(default)s)")
     p.add_argument("--lags", type=int, default=3, help="TT-LSTM lags (default: %(default)s)")
     p.add_argument("--rank", type=int, default=4, help="TT-LSTM rank (default: %(default)s)")
+    p.add_argument("--no-highway", action="store_true",
+                   help="TT-LSTM / LSTM without the linear autoregressive skip (highway)")
     p.add_argument("--impute", choices=["linear", "ffill"],
                    help="fill NaN gaps (default: refuse data with gaps)")
     p.add_argument("--coverage", type=float, default=0.9,
@@ -118,9 +120,11 @@ def _build(name, lookback, horizon, args, season):
                   progress=not args.quiet, max_windows=4000)
     if name == "ttlstm":
         return TTLSTMForecaster(lookback, horizon, hidden_size=args.hidden_size, lags=args.lags,
-                                order=args.order, rank=args.rank, **common)
+                                order=args.order, rank=args.rank,
+                                highway=not args.no_highway, **common)
     if name == "lstm":
-        return LSTMForecaster(lookback, horizon, hidden_size=args.hidden_size, **common)
+        return LSTMForecaster(lookback, horizon, hidden_size=args.hidden_size,
+                              highway=not args.no_highway, **common)
     if name == "linear":
         return LinearForecaster(lookback, horizon, **common)
     return SeasonalNaive(season, horizon, lookback=max(season, lookback), impute=args.impute)

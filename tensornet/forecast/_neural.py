@@ -487,13 +487,15 @@ class NeuralForecaster(BaseForecaster):
 
 _NAMES_DOC = ", ".join(repr(n) for n in _OPTIMIZER_NAMES)
 
-_HIGHWAY_DOC = """    highway : bool, default False
-        Add a linear autoregressive skip (LSTNet's "highway"): one linear map
+_HIGHWAY_DOC = """    highway : bool, default True
+        A linear autoregressive skip (LSTNet's "highway"): one linear map
         from each channel's normalised look-back window to its next
         ``horizon`` values, shared by the channels and added to the
-        network's forecast (``lookback * horizon + horizon`` more
-        parameters, started at zero). The recurrent network then models
-        what a linear forecaster misses (see benchmarks/README.md).
+        network's forecast (``lookback * horizon + horizon`` parameters,
+        started at zero). The recurrent network then models what a linear
+        forecaster misses; on the benchmark's three real series it lowered
+        the longest-horizon RMSE by 3-15 % (benchmarks/README.md). False
+        gives the plain seq2seq network.
 """
 
 _TRAIN_DOC = """
@@ -600,7 +602,7 @@ class TTLSTMForecaster(NeuralForecaster):
                  weight_decay=0.0, patience=10, grad_clip=1.0, max_windows=None,
                  window_norm="last", impute=None, random_state=None, device="cpu",
                  progress=False, optimizer=None, optimizer_kwargs=None, init_rank=None,
-                 highway=False):
+                 highway=True):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size
@@ -724,7 +726,7 @@ class LSTMForecaster(NeuralForecaster):
                  epochs=100, batch_size=64, lr=3e-3, weight_decay=0.0, patience=10,
                  grad_clip=1.0, max_windows=None, window_norm="last", impute=None,
                  random_state=None, device="cpu", progress=False, optimizer=None,
-                 optimizer_kwargs=None, highway=False):
+                 optimizer_kwargs=None, highway=True):
         self.lookback = lookback
         self.horizon = horizon
         self.hidden_size = hidden_size

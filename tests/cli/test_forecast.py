@@ -50,6 +50,23 @@ def test_forecast_success(csv, tmp_path, capsys):
     assert (out / "forecast.png").stat().st_size > 5000
 
 
+def test_forecast_no_highway_builds_the_plain_network(csv, monkeypatch, tmp_path, capsys):
+    from tensornet.forecast import TTLSTMForecaster
+
+    seen = []
+    fit = TTLSTMForecaster.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.highway)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(TTLSTMForecaster, "fit", spy)
+    base = ["forecast", str(csv), "--column", "y", "--horizon", "6", "--season", "24", *FAST]
+    assert main([*base, "--out", str(tmp_path / "a"), "--no-highway"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b")]) == 0
+    assert seen == [False, True]
+
+
 def test_forecast_linear_without_time_column(csv, tmp_path, capsys):
     out = tmp_path / "fc2"
     rc = main(["forecast", str(csv), "--column", "y", "--horizon", "6", "--model", "linear",
