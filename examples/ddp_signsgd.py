@@ -22,6 +22,7 @@ writes them as JSON.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import time
@@ -149,6 +150,10 @@ def main(argv=None):
                 json.dump(result, fh, indent=1)
     if distributed:
         dist.barrier()                       # nobody leaves while a peer still talks
+        # drop DDP (its reducer holds the process group) and the hook before the group
+        # goes: left to interpreter exit, their teardown order sometimes aborted a rank
+        del model, hook
+        gc.collect()
         dist.destroy_process_group()
     return result
 
