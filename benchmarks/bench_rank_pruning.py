@@ -928,6 +928,13 @@ def markdown(payload):
                  "`params` and `FLOPs` are those of the factorized layers after cutting "
                  "the zero components (FLOPs per sample, a multiply-add = 2)."
                  + (" **Quick run.**" if payload["quick"] else "") + "\n")
+    when = []
+    for task, label in (("planted", "planted ranks"), ("mnist", "MNIST"), ("ttlstm", "TT-LSTM")):
+        if payload.get(task):
+            tm = payload[task].get("machine", m)
+            when.append(f"{label} {tm['date'][:16].replace('T', ' ')} ({tm['cpu']})")
+    if when:
+        lines.append("Measured: " + "; ".join(when) + ".\n")
     if payload.get("planted"):
         lines.append("### Planted ranks (TT teacher 64→64, ranks 2,3; students at 8,12)\n")
         rows = []
@@ -1268,7 +1275,8 @@ def main(argv=None):
             timing[kind] = step_timing(kind, args.repeat)
             print(f"step timing {kind} done", flush=True)
         payload["mnist"] = {"runs": rows, "summary": summ, "ratios": equal_accuracy_ratios(summ),
-                                "path": path_log, "timing": timing}
+                            "path": path_log, "timing": timing,
+                            "machine": H.machine(args.device, args.threads)}
     if not (args.quick and old_file.exists() and not {"planted", "mnist"} <= set(tasks)):
         H.write_results(NAME, payload, args.device)     # a partial quick run keeps the file
     finish(payload, args)
