@@ -12,10 +12,14 @@ seeds): TT-LSTM seq2seq vs LSTM seq2seq (hidden size chosen so that it has at
 least as many parameters), DLinear-style linear, seasonal naive and
 statsmodels ETS, on CO2 (climate), electricity demand, call arrivals
 (traffic-like counts) and Genz dynamics; horizons 1/4, 1/2, 1 and 2 seasons.
+On the real series TT-LSTM and LSTM also run with the linear highway skip
+(``highway=True``, the forecasters' default; both get the same extra
+parameters), the plain rows with ``highway=False``.
 The fits run in ``--jobs`` worker processes with one thread each (timings of
 fits are reported only as a cost indication).
 
     python -m benchmarks.bench_forecast [--quick] [--part speed|accuracy|all]
+    python -m benchmarks.bench_forecast --add --models ttlstm-hw lstm-hw   # rerun some models
 """
 
 from __future__ import annotations
