@@ -27,6 +27,8 @@ __all__ = ["BaseForecaster", "NotFittedError", "clone", "load"]
 
 FORMAT = "tensornet-forecaster"
 FORMAT_VERSION = 1
+# parameters added after format version 1, with the value that reproduces older files
+_BEFORE_IT_EXISTED = {"highway": False}
 _JSON_NAME = "forecaster.json"
 _WEIGHTS_NAME = "weights.pt"
 
@@ -705,6 +707,11 @@ def load(path, device=None):
         raise ValueError(f"{meta_file} holds unknown class {name!r}; known: "
                          f"{', '.join(classes)}")
     params = dict(meta["params"])
+    # a file written before a parameter existed: the behaviour it had then
+    accepted = inspect.signature(classes[name].__init__).parameters
+    for key, then in _BEFORE_IT_EXISTED.items():
+        if key in accepted and key not in params:
+            params[key] = then
     if device is not None and "device" in params:
         params["device"] = device
     obj = classes[name](**params)

@@ -494,8 +494,9 @@ _HIGHWAY_DOC = """    highway : bool, default True
         network's forecast (``lookback * horizon + horizon`` parameters,
         started at zero). The recurrent network then models what a linear
         forecaster misses; on the benchmark's three real series it lowered
-        the longest-horizon RMSE by 3-15 % (benchmarks/README.md). False
-        gives the plain seq2seq network.
+        TT-LSTM's longest-horizon RMSE by 2-15 % (benchmarks/README.md).
+        False gives the plain seq2seq network (and is what files saved
+        before this parameter existed load with).
 """
 
 _TRAIN_DOC = """

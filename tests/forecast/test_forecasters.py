@@ -253,6 +253,18 @@ def test_save_load_round_trip(cls, tmp_path):
             SeasonalNaive.load(path)
 
 
+def test_files_saved_before_the_highway_existed_load_without_it(tmp_path):
+    y = _sine(120)
+    f = TTLSTMForecaster(20, 6, hidden_size=8, epochs=2, random_state=0, highway=False).fit(y)
+    path = f.save(tmp_path / "old")
+    meta = json.loads((path / "forecaster.json").read_text())
+    del meta["params"]["highway"]          # as written by tensornet before the parameter
+    (path / "forecaster.json").write_text(json.dumps(meta))
+    g = load(path)
+    assert g.highway is False
+    np.testing.assert_array_equal(g.predict(), f.predict())
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="forecaster.json"):
         load(tmp_path)
