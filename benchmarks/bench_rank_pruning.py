@@ -1260,7 +1260,8 @@ def main(argv=None):
             rows += planted_runs(seed, args.quick)
             print(f"planted seed {seed} done", flush=True)
         payload["planted"] = {"runs": rows, "summary": summarise(rows, ("method", "setting"),
-                                                               "rmse")}
+                                                               "rmse"),
+                              "machine": H.machine(args.device, args.threads)}
     if "mnist" in tasks:
         rows, path_log = [], []
         for kind in kinds:
