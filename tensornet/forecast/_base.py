@@ -617,6 +617,8 @@ class BaseForecaster:
                                                           and not isinstance(v, bool))):
                 logger.warning("random_state %r is not saved (only None or an int can be)", v)
                 v = None
+            if isinstance(v, np.generic):  # e.g. highway=np.True_: JSON takes Python scalars
+                v = v.item()
             params[k] = v
         return params
 

@@ -253,6 +253,14 @@ def test_save_load_round_trip(cls, tmp_path):
             SeasonalNaive.load(path)
 
 
+def test_numpy_scalar_parameters_are_saved_as_json(tmp_path):
+    f = LSTMForecaster(np.int64(20), 6, hidden_size=8, epochs=1, random_state=0,
+                       highway=np.True_).fit(_sine(100))
+    g = load(f.save(tmp_path / "m"))
+    assert g.highway is True and g.lookback == 20
+    np.testing.assert_array_equal(g.predict(), f.predict())
+
+
 def test_files_saved_before_the_highway_existed_load_without_it(tmp_path):
     y = _sine(120)
     f = TTLSTMForecaster(20, 6, hidden_size=8, epochs=2, random_state=0, highway=False).fit(y)
