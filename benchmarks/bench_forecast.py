@@ -305,7 +305,7 @@ def accuracy(args):
         if args.models:
             models = [m for m in models if m in args.models]
         for model in models:
-            for seed in (seeds if model in NEURAL else [0]):
+            for seed in (seeds if model in SEEDED else [0]):
                 if args.quick and model == "ets":
                     continue
                 jobs.append({"series": name, "model": model, "seed": seed, "quick": args.quick})
@@ -315,8 +315,9 @@ def accuracy(args):
     jobs.sort(key=lambda j: -cost[j["model"]])
     t0 = time.perf_counter()
     results = []
+    measured = H.machine(args.device, args.threads)["date"]
     for r in H.run_jobs(_job, jobs, args.jobs):
-        r["measured"] = H.machine(args.device, args.threads)["date"]
+        r["measured"] = measured
         results.append(r)
         print(f"  {r['series']:<12} {r['model']:<15} seed {r['seed']}  "
               f"{r['seconds']:6.1f} s", flush=True)
@@ -344,7 +345,7 @@ def accuracy(args):
 MODEL_LABEL = {"ttlstm": "TT-LSTM", "lstm": "LSTM s2s", "linear": "linear (DLinear)",
                "seasonal_naive": "seasonal naive", "naive": "naive (last value)", "ets": "ETS",
                "ttlstm-hw": "TT-LSTM + highway", "lstm-hw": "LSTM s2s + highway"}
-NEURAL = ("ttlstm", "lstm", "linear", "ttlstm-hw", "lstm-hw")
+SEEDED = ("ttlstm", "lstm", "linear", "ttlstm-hw", "lstm-hw")  # trained: run with every seed
 
 
 def _agg(runs, name, model, h):

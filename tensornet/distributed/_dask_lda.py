@@ -231,6 +231,16 @@ def _refine_part(chunk, betaT, alpha, max_iter, tol, rows=None):
     return None if total is None else np.asarray(_to_host(total), dtype=np.float64)
 
 
+def _by_chunk(chosen, rows):
+    """Sorted global row numbers ``chosen`` split into each chunk's local row numbers.
+
+    ``rows``: the number of documents in each chunk, in order.
+    """
+    offsets = np.concatenate([[0], np.cumsum(rows)])
+    return [chosen[(chosen >= lo) & (chosen < hi)] - lo
+            for lo, hi in zip(offsets[:-1], offsets[1:])]
+
+
 def _rows_part(chunk, rows):
     return sp.csr_matrix(chunk)[rows]
 
@@ -410,13 +420,8 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     model._validation = None
     if model.alpha0 == "auto":
         # the same held-out rows as the in-memory fit, gathered from their chunks
-        chosen = model._validation_rows(n_rows, rng)
-        offsets = np.concatenate([[0], np.cumsum(rows)])
-        pieces = []
-        for i, p in enumerate(parts):
-            sel = chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
-            if sel.size:
-                pieces.append(dask.delayed(_rows_part)(p, sel))
+        chosen = _by_chunk(model._validation_rows(n_rows, rng), rows)
+        pieces = [dask.delayed(_rows_part)(p, sel) for p, sel in zip(parts, chosen) if sel.size]
         Xv = sp.vstack(compute(*pieces), format="csr")
         Cv = as_count_matrix(Xv)
         vsums = _accumulate(Cv, Q_host, Q_host, batch)
@@ -426,11 +431,7 @@ def fit_dask(model, X, *, vocabulary=None, client=None, split_every: int = 8):
     if model.refine_passes:
         # the same documents as the in-memory refinement (TensorLDA.refine_max_docs)
         chosen = model._refine_rows(n_rows)
-        offsets = np.concatenate([[0], np.cumsum(rows)])
-        selections = [None] * len(parts)
-        if chosen is not None:
-            selections = [chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
-                          for i in range(len(parts))]
+        selections = [None] * len(parts) if chosen is None else _by_chunk(chosen, rows)
         model.components_ = _refine(model, parts, selections, share, compute, split_every)
         model.n_iter_ += model.refine_passes
     return model

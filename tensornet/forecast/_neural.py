@@ -254,6 +254,7 @@ class NeuralForecaster(BaseForecaster):
 
     _fitted_attr = "net_"
     _teacher_forcing = False
+    highway = False  # a constructor parameter of the recurrent forecasters only
 
     def _check_params(self):
         self._check_common()
@@ -267,7 +268,7 @@ class NeuralForecaster(BaseForecaster):
         if self.max_windows is not None:
             check_int(self.max_windows, "max_windows", min_value=1)
         check_option(self.window_norm, "window_norm", _WINDOW_NORMS)
-        if not isinstance(getattr(self, "highway", False), (bool, np.bool_)):
+        if not isinstance(self.highway, (bool, np.bool_)):
             raise TypeError(f"highway must be True or False; got {self.highway!r}")
         if not isinstance(self.device, (str, torch.device)):
             raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got "
@@ -300,7 +301,7 @@ class NeuralForecaster(BaseForecaster):
                                  f"optimizer_kwargs={kw!r})")
 
     def _highway_shape(self):
-        return (self.lookback, self.horizon) if getattr(self, "highway", False) else None
+        return (self.lookback, self.horizon) if self.highway else None
 
     def _seed(self) -> int:
         rs = self.random_state
